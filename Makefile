@@ -1,0 +1,51 @@
+# mpac-warehouse: every verb runs inside .venv, which `install` builds from pyproject.toml + uv.lock.
+.DEFAULT_GOAL := help
+SHELL := bash
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+
+.PHONY: help install test test-unit test-integration lint format demo bench docs clean
+
+help: ## List the make targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# uv is bootstrapped into its own venv so the machine needs nothing but python3.
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# The stamp makes `install` a no-op until the lock file or pyproject changes.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with everything the project needs (idempotent)
+
+test: install ## Run the whole test suite (unit, integration, dbt)
+	$(RUN) pytest -n 2 --dist loadgroup
+
+test-unit: install ## Run the unit tests only
+	$(RUN) pytest tests/unit
+
+lint: install ## Check Python (ruff) and SQL (sqlfluff) style
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## Format Python in place
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+demo: install ## Run the whole pipeline against the local simulator and print the results
+	$(RUN) python -m pipelines.demo
+
+bench: install ## Benchmarks on the simulator's large vendor (prints figures, asserts nothing)
+	$(RUN) python -m pipelines.bench
+
+clean: ## Remove the venv, the warehouse and build output
+	rm -rf $(VENV) $(TOOLS) data dbt/target dbt/logs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""mpac-warehouse: Atlassian Marketplace reporting data into a DuckDB warehouse."""

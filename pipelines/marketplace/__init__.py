@@ -1,0 +1,1 @@
+"""dlt source for the Atlassian Marketplace reporting API."""
