@@ -1,0 +1,784 @@
+"""Ground-truth churn, renewal, conversion and MRR tables computed from API-shaped records."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from itertools import accumulate
+from typing import Any
+
+PAID_SALE_TYPES = frozenset({"New", "Renewal", "Upgrade", "Downgrade"})
+METRICS = ("churn", "renewal", "conversion")
+BILLING_PERIODS = ("Monthly", "Annual")
+CONVERSION_TYPES = ("Net New", "Upgrade")
+AMOUNT_BASES = {"vendor_amount": "vendorAmount", "purchase_price": "purchasePrice"}
+# Half a cent: MRR is amount / 12, so two equal terms can differ by float noise only.
+MOVEMENT_TOLERANCE = 0.005
+# Average month length, so that 28..31 days is 1 month and 365 or 366 days is 12 (monthsValid).
+DAYS_PER_MONTH = 365.2425 / 12
+# (name of the denominator series, name of the numerator series, outcome the numerator counts)
+SERIES_NAMES = {
+    "churn": ("Customers", "Cancellations", "cancelled"),
+    "renewal": ("Renewal opportunities", "Renewals", "renewed"),
+}
+TOTAL_NAMES = {"churn": "Churn", "renewal": "Renewal", "conversion": "Conversion"}
+IDENTITY_FIELDS = (
+    "licenseId",
+    "appEntitlementId",
+    "appEntitlementNumber",
+    "cloudId",
+    "addonName",
+    "lastUpdated",
+)
+
+# Dates repeat millions of times in a large vendor: parse each distinct string once.
+_DATE_CACHE: dict[str, date | None] = {}
+
+
+@dataclass(frozen=True)
+class MetricVars:
+    """The tunable rules of METRICS.md (dbt vars), with their defaults.
+
+    Attributes:
+        grace_days: Days after a term's end within which a new term still counts as a renewal.
+        conversion_window_days: Days after an evaluation's end within which a New sale converts.
+        amount_basis: `vendor_amount` or `purchase_price`: which amount a term sums.
+    """
+
+    grace_days: int = 7
+    conversion_window_days: int = 30
+    amount_basis: str = "vendor_amount"
+
+
+@dataclass
+class MetricTables:
+    """Every ground-truth table, one list of row dicts each, as of one day.
+
+    The last two fields are not tables: they keep what `details_events` needs to render the
+    per-event records the API serves.
+    """
+
+    as_of: date
+    terms: list[dict] = field(default_factory=list)
+    renewal_opportunities: list[dict] = field(default_factory=list)
+    churn: list[dict] = field(default_factory=list)
+    renewal: list[dict] = field(default_factory=list)
+    evaluations: list[dict] = field(default_factory=list)
+    conversion: list[dict] = field(default_factory=list)
+    mrr_movements: list[dict] = field(default_factory=list)
+    mrr: list[dict] = field(default_factory=list)
+    events: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
+    identities: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class _Term:
+    """One (license_key, maintenance start, maintenance end) while it is being computed."""
+
+    start: date
+    end: date
+    latest: tuple  # ordering key of the latest paid transaction: (saleDate, lineItemId, txId)
+    addon_key: str
+    hosting: str
+    billing_period: str
+    amount: float
+    purchase_price: float
+    is_refunded: bool
+    first_paid: tuple  # (saleDate, lineItemId, txId) of the earliest paid transaction
+
+
+def license_key(record: dict) -> str:
+    """Return the license identity of a license or transaction record (METRICS.md "Identities").
+
+    Args:
+        record: A v2 license record, or a transaction record (its hosting is read from
+            `purchaseDetails.hosting`).
+
+    Returns:
+        `appEntitlementId` for Cloud when present, else `addonLicenseId`.
+    """
+    hosting = record.get("hosting") or (record.get("purchaseDetails") or {}).get("hosting")
+    if hosting == "Cloud" and record.get("appEntitlementId"):
+        return record["appEntitlementId"]
+    return record["addonLicenseId"]
+
+
+def _to_date(value: Any) -> date | None:
+    """Parse an API date ("YYYY-MM-DD", maybe with a time); None when absent or not a date."""
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return _DATE_CACHE[value]
+    except KeyError:
+        pass
+    try:
+        parsed: date | None = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        # Insight fields such as evaluationStartDate are free strings and may say "NA".
+        parsed = None
+    _DATE_CACHE[value] = parsed
+    return parsed
+
+
+def _month_index(day: date) -> int:
+    """Return a month number that increases by one per calendar month."""
+    return day.year * 12 + day.month - 1
+
+
+def _month_start(index: int) -> date:
+    """Return the first day of the month numbered by `_month_index`."""
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _month_end(index: int) -> date:
+    """Return the last day of the month numbered by `_month_index`."""
+    return _month_start(index + 1) - timedelta(days=1)
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    """Return numerator / denominator, or None when the denominator is 0."""
+    return numerator / denominator if denominator else None
+
+
+def _identity(record: dict) -> dict:
+    """Keep the fields of a license or transaction record that a details event shows."""
+    return {name: record.get(name) for name in IDENTITY_FIELDS}
+
+
+def compute_metrics(
+    licenses: Iterable[dict],
+    transactions: Iterable[dict],
+    as_of: date | None = None,
+    params: MetricVars = MetricVars(),
+) -> MetricTables:
+    """Compute every METRICS.md table from v2 license and transaction records.
+
+    Args:
+        licenses: v2 license records (camelCase dicts).
+        transactions: v2 transaction line records (camelCase dicts).
+        as_of: The day the data describes; default the latest `lastUpdated` in the records.
+        params: The tunable rules.
+
+    Returns:
+        The tables, each sorted by its grain.
+
+    Raises:
+        ValueError: On an unknown `amount_basis`.
+    """
+    if params.amount_basis not in AMOUNT_BASES:
+        raise ValueError(f"amount_basis must be one of {sorted(AMOUNT_BASES)}")
+    basis_field = AMOUNT_BASES[params.amount_basis]
+    latest_update: date | None = None
+
+    # Evaluations: (license_key, start) -> [addon_key, end]; license identities for details.
+    eval_found: dict[tuple[str, date], list] = {}
+    identities: dict[str, dict] = {}
+    for lic in licenses:
+        updated = _to_date(lic.get("lastUpdated"))
+        if updated is not None and (latest_update is None or updated > latest_update):
+            latest_update = updated
+        if lic.get("hosting") != "Cloud":
+            continue
+        key = license_key(lic)
+        known = identities.get(key)
+        if known is None or (lic.get("lastUpdated") or "") > (known["lastUpdated"] or ""):
+            identities[key] = _identity(lic)
+        forms = []
+        if str(lic.get("licenseType") or "").upper() == "EVALUATION":
+            forms.append((lic.get("maintenanceStartDate"), lic.get("maintenanceEndDate")))
+        if lic.get("evaluationStartDate"):
+            forms.append((lic.get("evaluationStartDate"), lic.get("evaluationEndDate")))
+        for start_raw, end_raw in forms:
+            start = _to_date(start_raw)
+            if start is None:
+                continue
+            end = _to_date(end_raw)
+            found = eval_found.get((key, start))
+            if found is None:
+                eval_found[(key, start)] = [lic["addonKey"], end]
+            elif end is not None and (found[1] is None or end > found[1]):
+                found[1] = end
+
+    # One compact tuple per transaction line, grouped by license.
+    by_key: dict[str, list[tuple]] = defaultdict(list)
+    tx_identities: dict[str, dict] = {}
+    for tx in transactions:
+        updated = _to_date(tx.get("lastUpdated"))
+        if updated is not None and (latest_update is None or updated > latest_update):
+            latest_update = updated
+        pd = tx["purchaseDetails"]
+        key = license_key(tx)
+        hosting = pd.get("hosting")
+        if hosting == "Cloud" and key not in identities:
+            known = tx_identities.get(key)
+            if known is None or (tx.get("lastUpdated") or "") > (known["lastUpdated"] or ""):
+                tx_identities[key] = _identity(tx)
+        by_key[key].append(
+            (
+                _to_date(pd["saleDate"]),
+                str(tx.get("transactionLineItemId", "")),
+                str(tx.get("transactionId", "")),
+                pd.get("saleType"),
+                float(pd.get("purchasePrice") or 0.0),
+                float(pd.get(basis_field) or 0.0),
+                pd.get("billingPeriod"),
+                _to_date(pd.get("maintenanceStartDate")),
+                _to_date(pd.get("maintenanceEndDate")),
+                tx["addonKey"],
+                hosting,
+            )
+        )
+    for key, ident in tx_identities.items():
+        identities.setdefault(key, ident)
+
+    if as_of is None:
+        as_of = latest_update or date.today()
+
+    evals_by_key: dict[str, list[tuple[date, date | None, str]]] = defaultdict(list)
+    for (key, start), (addon_key, end) in eval_found.items():
+        if start <= as_of:
+            evals_by_key[key].append((start, end, addon_key))
+    del eval_found
+
+    tables = MetricTables(as_of=as_of)
+    builder = _Builder(tables, params)
+    for key in sorted(set(by_key) | set(evals_by_key)):
+        builder.add_license(key, by_key.get(key, ()), evals_by_key.get(key, ()))
+    builder.finish()
+
+    event_keys = {event["licenseKey"] for events in tables.events.values() for event in events}
+    tables.identities = {key: identities[key] for key in event_keys if key in identities}
+    return tables
+
+
+class _Builder:
+    """Accumulates the per-license results into the tables, one license at a time."""
+
+    def __init__(self, tables: MetricTables, params: MetricVars) -> None:
+        """Prepare empty accumulators.
+
+        Args:
+            tables: The tables to fill; `as_of` already set.
+            params: The tunable rules.
+        """
+        self.tables = tables
+        self.params = params
+        self.as_of = tables.as_of
+        self.as_of_index = _month_index(tables.as_of)
+        self.grace = timedelta(days=params.grace_days)
+        self.window = timedelta(days=params.conversion_window_days)
+        self.snapshots: dict[int, date] = {}
+        self.months: dict[int, date] = {}
+        # (month index, addon) -> mrr values, movement amounts by type, paying count
+        self.mrr_acc: dict[tuple[int, str], dict[str, Any]] = {}
+        tables.events = {metric: [] for metric in METRICS}
+
+    def _snapshot(self, index: int) -> date:
+        """Return the MRR snapshot day of a month: least(last day of the month, as_of)."""
+        day = self.snapshots.get(index)
+        if day is None:
+            day = min(_month_end(index), self.as_of)
+            self.snapshots[index] = day
+            self.months[index] = _month_start(index)
+        return day
+
+    def add_license(
+        self, key: str, lines: Sequence[tuple], evaluations: Sequence[tuple[date, date | None, str]]
+    ) -> None:
+        """Compute one license's terms, opportunities, evaluations and MRR rows.
+
+        Args:
+            key: The license_key.
+            lines: Its transaction tuples (as built by `compute_metrics`).
+            evaluations: Its (start, end, addon_key) evaluations.
+        """
+        terms = self._terms(key, lines)
+        counted = sorted((t for t in terms if not t.is_refunded), key=lambda t: (t.start, t.latest))
+        cloud = [t for t in counted if t.hosting == "Cloud"]
+        if cloud:
+            self._opportunities(key, cloud)
+        if evaluations:
+            self._evaluations(key, counted, lines, evaluations)
+        if counted:
+            self._mrr(key, counted)
+
+    def _terms(self, key: str, lines: Iterable[tuple]) -> list[_Term]:
+        """Group paid lines and refunds into terms and append them to the terms table."""
+        paid: dict[tuple[date, date], list[tuple]] = defaultdict(list)
+        refunds: dict[tuple[date, date], list[tuple]] = defaultdict(list)
+        for line in lines:
+            sale, _, _, sale_type, price, _, _, start, end = line[:9]
+            if sale is None or sale > self.as_of or start is None or end is None:
+                continue
+            if sale_type in PAID_SALE_TYPES and price > 0:
+                paid[(start, end)].append(line)
+            elif sale_type == "Refund":
+                refunds[(start, end)].append(line)
+        terms = []
+        for (start, end), paid_lines in paid.items():
+            both = paid_lines + refunds.get((start, end), [])
+            # Round after summing: inputs are cents, and this removes order-dependent float noise.
+            amount = round(math.fsum(line[5] for line in both), 2)
+            purchase_price = round(math.fsum(line[4] for line in both), 2)
+            latest = max(paid_lines, key=lambda line: line[:3])
+            first = min(paid_lines, key=lambda line: line[:3])
+            terms.append(
+                _Term(
+                    start=start,
+                    end=end,
+                    latest=latest[:3],
+                    addon_key=latest[9],
+                    hosting=latest[10],
+                    billing_period=latest[6],
+                    amount=amount,
+                    purchase_price=purchase_price,
+                    is_refunded=purchase_price <= 0,
+                    first_paid=first[:3],
+                )
+            )
+        terms.sort(key=lambda t: (t.start, t.end))
+        self.tables.terms.extend(
+            {
+                "license_key": key,
+                "addon_key": t.addon_key,
+                "hosting": t.hosting,
+                "start_date": t.start,
+                "end_date": t.end,
+                "billing_period": t.billing_period,
+                "amount": t.amount,
+                "purchase_price": t.purchase_price,
+                "is_refunded": t.is_refunded,
+            }
+            for t in terms
+        )
+        return terms
+
+    def _opportunities(self, key: str, cloud: list[_Term]) -> None:
+        """Append the renewal opportunities of one license's counted Cloud terms."""
+        starts = [t.start for t in cloud]
+        max_end = list(accumulate((t.end for t in cloud), max))
+        ending: dict[date, list[_Term]] = defaultdict(list)
+        for t in cloud:
+            ending[t.end].append(t)
+        for end in sorted(ending):
+            if end > self.as_of:
+                continue
+            inside_from = bisect_left(starts, end)  # terms that start strictly before `end`
+            if inside_from and max_end[inside_from - 1] > end:
+                continue  # moved to another term (upgrade, billing switch): no opportunity
+            ended = max(ending[end], key=lambda t: t.latest)
+            renewing = None
+            if inside_from < len(cloud) and starts[inside_from] <= end + self.grace:
+                stop = bisect_right(starts, starts[inside_from])
+                renewing = min(cloud[inside_from:stop], key=lambda t: t.first_paid)
+            if renewing is not None:
+                outcome = "renewed"
+            elif end + self.grace <= self.as_of:
+                outcome = "cancelled"
+            else:
+                outcome = "pending"
+            self.tables.renewal_opportunities.append(
+                {
+                    "license_key": key,
+                    "addon_key": ended.addon_key,
+                    "end_date": end,
+                    "month": end.replace(day=1),
+                    "billing_period": ended.billing_period,
+                    "outcome": outcome,
+                    "renewal_start_date": renewing.start if renewing else None,
+                    "renewal_transaction_id": renewing.first_paid[2] if renewing else None,
+                }
+            )
+            if outcome != "pending":
+                self.tables.events["churn" if outcome == "cancelled" else "renewal"].append(
+                    {
+                        "licenseKey": key,
+                        "addonKey": ended.addon_key,
+                        "eventDate": end,
+                        "transactionId": renewing.first_paid[2] if renewing else None,
+                        "maintenanceStartDate": ended.start,
+                        "maintenanceEndDate": ended.end,
+                    }
+                )
+
+    def _evaluations(
+        self,
+        key: str,
+        counted: list[_Term],
+        lines: Sequence[tuple],
+        evaluations: Sequence[tuple[date, date | None, str]],
+    ) -> None:
+        """Append one license's evaluations, each with its conversion if any."""
+        counted_dates = {(t.start, t.end) for t in counted}
+        # Paid New sales of counted terms only: a fully refunded purchase converts nothing.
+        news = sorted(
+            line
+            for line in lines
+            if line[3] == "New"
+            and line[4] > 0
+            and line[0] is not None
+            and line[0] <= self.as_of
+            and (line[7], line[8]) in counted_dates
+        )
+        sales = [line[0] for line in news]
+        first_term_start = counted[0].start if counted else None
+        for start, end_or_none, addon_key in sorted(evaluations, key=lambda e: e[0]):
+            end = end_or_none or start
+            closes = end + self.window
+            at = bisect_left(sales, start)
+            sale = news[at] if at < len(news) and sales[at] <= closes else None
+            conversion_type = (
+                "Upgrade"
+                if first_term_start is not None and first_term_start < start
+                else "Net New"
+            )
+            self.tables.evaluations.append(
+                {
+                    "license_key": key,
+                    "addon_key": addon_key,
+                    "start_date": start,
+                    "end_date": end,
+                    "is_converted": sale is not None,
+                    "conversion_sale_date": sale[0] if sale else None,
+                    "conversion_transaction_id": sale[2] if sale else None,
+                    "days_to_convert": (sale[0] - start).days if sale else None,
+                    "conversion_type": conversion_type,
+                    "is_open": closes > self.as_of,
+                }
+            )
+            if sale is not None:
+                self.tables.events["conversion"].append(
+                    {
+                        "licenseKey": key,
+                        "addonKey": addon_key,
+                        "eventDate": sale[0],
+                        "transactionId": sale[2],
+                        "maintenanceStartDate": sale[7],
+                        "maintenanceEndDate": sale[8],
+                    }
+                )
+
+    def _mrr(self, key: str, counted: list[_Term]) -> None:
+        """Append one license's month spine of MRR and movements, and add it to the app totals."""
+        starts = [t.start for t in counted]
+        max_end = list(accumulate((t.end for t in counted), max))
+        addon_key = counted[-1].addon_key
+        prior = 0.0
+        had_mrr = False
+        movements = self.tables.mrr_movements
+        for index in range(_month_index(counted[0].start), self.as_of_index + 1):
+            day = self._snapshot(index)
+            mrr = 0.0
+            covering = bisect_right(starts, day)  # terms that start on or before the snapshot
+            if covering and max_end[covering - 1] > day:
+                # Walk back from the latest start: the later-starting term wins where two cover.
+                at = covering - 1
+                while counted[at].end <= day:
+                    at -= 1
+                term = counted[at]
+                mrr = term.amount / 12 if term.billing_period == "Annual" else term.amount
+            delta = mrr - prior
+            if mrr > 0 and prior > 0:
+                if delta > MOVEMENT_TOLERANCE:
+                    movement = "expansion"
+                elif delta < -MOVEMENT_TOLERANCE:
+                    movement = "contraction"
+                else:
+                    movement = "unchanged"
+            elif mrr > 0:
+                movement = "reactivation" if had_mrr else "new"
+            elif prior > 0:
+                movement = "churn"
+            else:
+                movement = "unchanged"
+            month = self.months[index]
+            movements.append(
+                {
+                    "month": month,
+                    "license_key": key,
+                    "addon_key": addon_key,
+                    "mrr": mrr,
+                    "prior_mrr": prior,
+                    "movement_type": movement,
+                    "movement_amount": delta,
+                }
+            )
+            acc = self.mrr_acc.get((index, addon_key))
+            if acc is None:
+                acc = {"mrr": [], "paying": 0, **{name: [] for name in _MOVEMENT_COLUMNS}}
+                self.mrr_acc[(index, addon_key)] = acc
+            acc["mrr"].append(mrr)
+            if mrr > 0:
+                acc["paying"] += 1
+                had_mrr = True
+            if movement != "unchanged":
+                acc[movement].append(delta)
+            prior = mrr
+
+    def finish(self) -> None:
+        """Aggregate the per-license rows into the churn, renewal, conversion and MRR tables."""
+        tables = self.tables
+        counts: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for opp in tables.renewal_opportunities:
+            slot = {"renewed": 0, "cancelled": 1, "pending": 2}[opp["outcome"]]
+            counts[(opp["month"], opp["addon_key"], opp["billing_period"])][slot] += 1
+        for (month, addon_key, billing_period), (renewed, cancelled, pending) in sorted(
+            counts.items()
+        ):
+            grain = {"month": month, "addon_key": addon_key, "billing_period": billing_period}
+            opportunities = renewed + cancelled
+            tables.churn.append(
+                {
+                    **grain,
+                    "opportunities": opportunities,
+                    "cancellations": cancelled,
+                    "pending": pending,
+                    "churn_rate": _rate(cancelled, opportunities),
+                }
+            )
+            tables.renewal.append(
+                {
+                    **grain,
+                    "opportunities": opportunities,
+                    "renewals": renewed,
+                    "pending": pending,
+                    "renewal_rate": _rate(renewed, opportunities),
+                }
+            )
+
+        groups: dict[tuple[date, str, str], list[dict]] = defaultdict(list)
+        for ev in tables.evaluations:
+            groups[
+                (ev["start_date"].replace(day=1), ev["addon_key"], ev["conversion_type"])
+            ].append(ev)
+        for (month, addon_key, conversion_type), evs in sorted(groups.items()):
+            days = [ev["days_to_convert"] for ev in evs if ev["is_converted"]]
+            tables.conversion.append(
+                {
+                    "month": month,
+                    "addon_key": addon_key,
+                    "conversion_type": conversion_type,
+                    "evaluations": len(evs),
+                    "conversions": len(days),
+                    "open_evaluations": sum(1 for ev in evs if ev["is_open"]),
+                    "conversion_rate": _rate(len(days), len(evs)),
+                    "median_days_to_convert": statistics.median(days) if days else None,
+                }
+            )
+
+        tables.mrr_movements.sort(key=lambda row: (row["month"], row["license_key"]))
+        for (index, addon_key), acc in sorted(self.mrr_acc.items()):
+            # fsum: the exact sum, whatever order the licenses come in.
+            mrr = math.fsum(acc["mrr"])
+            tables.mrr.append(
+                {
+                    "month": self.months[index],
+                    "addon_key": addon_key,
+                    "mrr": mrr,
+                    "arr": mrr * 12,
+                    **{column: math.fsum(acc[name]) for name, column in _MOVEMENT_COLUMNS.items()},
+                    "paying_licenses": acc["paying"],
+                }
+            )
+        self.mrr_acc = {}
+        for events in tables.events.values():
+            events.sort(key=lambda e: (e["eventDate"], e["addonKey"], e["licenseKey"]))
+
+
+# movement_type -> column of the per-app MRR table
+_MOVEMENT_COLUMNS = {
+    "new": "new_mrr",
+    "expansion": "expansion_mrr",
+    "contraction": "contraction_mrr",
+    "churn": "churned_mrr",
+    "reactivation": "reactivation_mrr",
+}
+
+
+def _period_start(day: date, aggregation: str) -> date:
+    """Return the start of the period holding `day`: first of month, or the ISO week's Monday."""
+    if aggregation == "month":
+        return day.replace(day=1)
+    return day - timedelta(days=day.weekday())
+
+
+def _periods(first: date, last: date, aggregation: str) -> Iterator[date]:
+    """Yield every period start from `first` to `last`, both included."""
+    current = first
+    while current <= last:
+        yield current
+        if aggregation == "month":
+            current = _month_start(_month_index(current) + 1)
+        else:
+            current += timedelta(days=7)
+
+
+def aggregate_payload(
+    tables: MetricTables,
+    metric: str,
+    aggregation: str = "week",
+    start: date | None = None,
+    end: date | None = None,
+    group_by: str | None = None,
+    addon_names: dict[str, str] | None = None,
+) -> dict:
+    """Render the JSON body of GET sales/metrics/{churn|renewal|conversion}.
+
+    Every series lists every period from the first to the last period that holds data for this
+    metric (within `start`..`end`), zeros included, so all series share one date axis.
+
+    Args:
+        tables: The computed tables.
+        metric: `churn`, `renewal` or `conversion`.
+        aggregation: `week` (ISO weeks, Monday) or `month` (first of month).
+        start: Keep the periods whose start date is on or after this day.
+        end: Keep the periods whose start date is on or before this day.
+        group_by: `conversionType` splits the conversion series by conversion type.
+        addon_names: addon_key -> display name; the key stands in for a missing name.
+
+    Returns:
+        `{"_links", "total", "addons"}` shaped as the API's CalculatedChurn, CalculatedRenewals
+        or CalculatedConversions.
+
+    Raises:
+        ValueError: On an unknown metric, aggregation or group_by.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}")
+    if aggregation not in ("week", "month"):
+        raise ValueError("aggregation must be 'week' or 'month'")
+    if group_by not in (None, "conversionType"):
+        raise ValueError("group_by must be None or 'conversionType'")
+    names = addon_names or {}
+
+    if metric == "conversion":
+        rows = tables.evaluations
+        date_field = "start_date"
+    else:
+        rows = tables.renewal_opportunities
+        date_field = "end_date"
+    # (period, row) for the rows whose period is kept
+    kept = []
+    for row in rows:
+        period = _period_start(row[date_field], aggregation)
+        if (start is None or period >= start) and (end is None or period <= end):
+            kept.append((period, row))
+    axis = (
+        list(_periods(min(p for p, _ in kept), max(p for p, _ in kept), aggregation))
+        if kept
+        else []
+    )
+    addon_keys = sorted({row["addon_key"] for row in rows})
+
+    def elements(selected: list[tuple[date, dict]]) -> list[dict]:
+        counted: dict[date, int] = defaultdict(int)
+        for period, _ in selected:
+            counted[period] += 1
+        return [{"date": p.isoformat(), "count": counted.get(p, 0)} for p in axis]
+
+    def body(selected: list[tuple[date, dict]]) -> dict:
+        if metric == "conversion":
+            series = []
+            types: tuple[str | None, ...] = CONVERSION_TYPES if group_by else (None,)
+            for name in ("Evaluations", "Conversions"):
+                for conversion_type in types:
+                    picked = [
+                        (p, r)
+                        for p, r in selected
+                        if (name == "Evaluations" or r["is_converted"])
+                        and (conversion_type is None or r["conversion_type"] == conversion_type)
+                    ]
+                    item: dict[str, Any] = {"name": name}
+                    if conversion_type is not None:
+                        item["conversionType"] = conversion_type
+                    item["elements"] = elements(picked)
+                    series.append(item)
+            return {"series": series}
+        denominator, numerator, outcome = SERIES_NAMES[metric]
+        datasets = []
+        for billing_period in BILLING_PERIODS:
+            base = [
+                (p, r)
+                for p, r in selected
+                if r["billing_period"] == billing_period and r["outcome"] != "pending"
+            ]
+            series = []
+            for name, picked in (
+                (denominator, base),
+                (numerator, [(p, r) for p, r in base if r["outcome"] == outcome]),
+            ):
+                item = {"name": name}
+                if metric == "churn":
+                    item["uniqueTotal"] = len({r["license_key"] for _, r in picked})
+                item["elements"] = elements(picked)
+                series.append(item)
+            datasets.append({"name": billing_period, "series": series})
+        return {"datasets": datasets}
+
+    by_addon: dict[str, list[tuple[date, dict]]] = defaultdict(list)
+    for period, row in kept:
+        by_addon[row["addon_key"]].append((period, row))
+    return {
+        "_links": {"self": {"href": f"/sales/metrics/{metric}"}},
+        "total": {"name": TOTAL_NAMES[metric], **body(kept)},
+        "addons": [
+            {"addonKey": key, "name": names.get(key, key), **body(by_addon.get(key, []))}
+            for key in addon_keys
+        ],
+    }
+
+
+def details_events(
+    tables: MetricTables, metric: str, licenses_by_key: dict[str, dict] | None = None
+) -> list[dict]:
+    """Render the event records of GET sales/metrics/{metric}/details.
+
+    churn: one event per cancelled opportunity; renewal: one per renewed opportunity (both dated
+    at the end of the term that ended, whose dates `licenseDetails` shows); conversion: one per
+    converted evaluation, dated at the converting sale, with that sale's term dates.
+
+    Args:
+        tables: The computed tables.
+        metric: `churn`, `renewal` or `conversion`.
+        licenses_by_key: license_key -> license record; its identity fields win over the ones
+            kept from the records `compute_metrics` saw.
+
+    Returns:
+        Events sorted by (eventDate, addonKey, license_key).
+
+    Raises:
+        ValueError: On an unknown metric.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}")
+    overrides = licenses_by_key or {}
+    out = []
+    for event in tables.events.get(metric, []):
+        key = event["licenseKey"]
+        record = overrides.get(key)
+        ident = _identity(record) if record is not None else tables.identities.get(key, {})
+        start, end = event["maintenanceStartDate"], event["maintenanceEndDate"]
+        details: dict[str, Any] = {"licenseId": ident.get("licenseId") or key}
+        for name in ("appEntitlementId", "appEntitlementNumber", "cloudId"):
+            if ident.get(name):
+                details[name] = ident[name]
+        details["maintenanceStartDate"] = start.isoformat()
+        details["maintenanceEndDate"] = end.isoformat()
+        details["monthsValid"] = round((end - start).days / DAYS_PER_MONTH)
+        item: dict[str, Any] = {
+            "addonKey": event["addonKey"],
+            "addonName": ident.get("addonName") or event["addonKey"],
+            "hosting": "Cloud",
+            "lastUpdated": str(ident.get("lastUpdated") or tables.as_of.isoformat())[:10],
+            "eventDate": event["eventDate"].isoformat(),
+        }
+        if event["transactionId"]:
+            item["transactionId"] = event["transactionId"]
+        item["licenseDetails"] = details
+        out.append(item)
+    return out

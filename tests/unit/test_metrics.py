@@ -1,0 +1,741 @@
+"""Unit tests of the ground-truth metrics: one test per METRICS.md and DECISIONLOG rule."""
+
+from datetime import date
+from itertools import count
+
+import pytest
+
+from pipelines.simulator.metrics import (
+    MetricTables,
+    MetricVars,
+    aggregate_payload,
+    compute_metrics,
+    details_events,
+    license_key,
+)
+
+_line_ids = count(1)
+D = date.fromisoformat
+
+
+def lic(
+    key: str,
+    *,
+    hosting: str = "Cloud",
+    addon: str = "app.a",
+    license_type: str = "COMMERCIAL",
+    start: str = "2024-01-01",
+    end: str | None = None,
+    eval_start: str | None = None,
+    eval_end: str | None = None,
+    last_updated: str = "2020-01-01",
+) -> dict:
+    """A v2 license record; Cloud ones carry `key` as appEntitlementId."""
+    record = {
+        "addonLicenseId": f"L-{key}" if hosting == "Cloud" else key,
+        "licenseId": f"SEN-{key}",
+        "addonKey": addon,
+        "addonName": addon.upper(),
+        "hosting": hosting,
+        "licenseType": license_type,
+        "maintenanceStartDate": start,
+        "maintenanceEndDate": end,
+        "lastUpdated": last_updated,
+    }
+    if hosting == "Cloud":
+        record["appEntitlementId"] = key
+        record["appEntitlementNumber"] = f"E-{key}"
+        record["cloudId"] = f"cloud-{key}"
+    if eval_start:
+        record["evaluationStartDate"] = eval_start
+        record["evaluationEndDate"] = eval_end
+    return record
+
+
+def tx(
+    key: str,
+    start: str,
+    end: str,
+    *,
+    sale: str | None = None,
+    sale_type: str = "New",
+    price: float = 100.0,
+    vendor: float | None = None,
+    billing: str = "Monthly",
+    hosting: str = "Cloud",
+    addon: str = "app.a",
+    last_updated: str = "2020-01-01",
+) -> dict:
+    """A v2 transaction line; the sale date defaults to the maintenance start."""
+    line = next(_line_ids)
+    record = {
+        "transactionId": f"AT-{line}",
+        "transactionLineItemId": f"{line:06d}",
+        "addonLicenseId": f"L-{key}" if hosting == "Cloud" else key,
+        "licenseId": f"SEN-{key}",
+        "addonKey": addon,
+        "addonName": addon.upper(),
+        "lastUpdated": last_updated,
+        "purchaseDetails": {
+            "saleDate": sale or start,
+            "saleType": sale_type,
+            "hosting": hosting,
+            "billingPeriod": billing,
+            "purchasePrice": price,
+            "vendorAmount": price * 0.8 if vendor is None else vendor,
+            "maintenanceStartDate": start,
+            "maintenanceEndDate": end,
+        },
+    }
+    if hosting == "Cloud":
+        record["appEntitlementId"] = key
+    return record
+
+
+def opportunities(tables: MetricTables) -> list[tuple[date, str]]:
+    """(end_date, outcome) of every renewal opportunity."""
+    return [(o["end_date"], o["outcome"]) for o in tables.renewal_opportunities]
+
+
+def mrr_of(tables: MetricTables, key: str) -> list[tuple[date, float, str]]:
+    """(month, mrr, movement_type) of one license's spine."""
+    return [
+        (m["month"], m["mrr"], m["movement_type"])
+        for m in tables.mrr_movements
+        if m["license_key"] == key
+    ]
+
+
+@pytest.fixture
+def mixed() -> MetricTables:
+    """Two apps, both billing periods, renewals, churn, pending, conversions, Server and DC."""
+    licenses = [
+        lic("e1", license_type="EVALUATION", start="2024-01-02", end="2024-02-01"),
+        lic("e2", license_type="EVALUATION", start="2024-01-10", end="2024-02-09"),
+        lic("e3", license_type="EVALUATION", start="2024-03-04", end="2024-04-03", addon="app.b"),
+        lic("p1", eval_start="2024-02-01", eval_end="2024-03-01", start="2024-01-01"),
+        lic("s1", hosting="Server"),
+    ]
+    transactions = [
+        tx("e1", "2024-01-20", "2024-02-20"),
+        tx("e1", "2024-02-20", "2024-03-20", sale_type="Renewal"),
+        tx("e1", "2024-03-20", "2024-04-20", sale_type="Renewal", price=150),
+        tx("e3", "2024-04-01", "2025-04-01", billing="Annual", price=1200, addon="app.b"),
+        tx("p1", "2024-01-01", "2024-02-01"),
+        tx("p1", "2024-02-20", "2024-03-20", sale_type="New", price=300),
+        tx("m1", "2024-01-15", "2024-02-15", addon="app.b"),
+        tx("m1", "2024-02-15", "2024-03-15", sale_type="Renewal", addon="app.b"),
+        tx("a1", "2023-03-01", "2024-03-01", billing="Annual", price=2400),
+        tx("a1", "2024-03-03", "2025-03-03", billing="Annual", price=2400, sale_type="Renewal"),
+        tx("a2", "2023-04-01", "2024-04-01", billing="Annual", price=1200),
+        tx("s1", "2024-01-01", "2025-01-01", billing="Annual", hosting="Server", price=600),
+        tx("d1", "2024-02-01", "2024-03-01", hosting="Data Center", price=50),
+    ]
+    return compute_metrics(licenses, transactions, as_of=D("2024-04-25"))
+
+
+# --- identities -------------------------------------------------------------------------------
+
+
+def test_license_key_is_entitlement_id_for_cloud_else_addon_license_id() -> None:
+    assert license_key({"hosting": "Cloud", "appEntitlementId": "E", "addonLicenseId": "A"}) == "E"
+    assert license_key({"hosting": "Cloud", "appEntitlementId": None, "addonLicenseId": "A"}) == "A"
+    assert license_key(
+        {"hosting": "Data Center", "appEntitlementId": "E", "addonLicenseId": "A"}
+    ) == ("A")
+
+
+def test_license_key_of_a_transaction_reads_hosting_from_purchase_details() -> None:
+    assert license_key(tx("k", "2024-01-01", "2024-02-01")) == "k"
+    assert license_key(tx("k", "2024-01-01", "2024-02-01", hosting="Server")) == "k"
+    server = tx("k", "2024-01-01", "2024-02-01", hosting="Server")
+    server["appEntitlementId"] = "ent"
+    assert license_key(server) == "k"
+
+
+def test_as_of_defaults_to_the_latest_last_updated_of_licenses_and_transactions() -> None:
+    tables = compute_metrics(
+        [lic("a", last_updated="2024-05-03")],
+        [tx("a", "2024-01-01", "2024-02-01", last_updated="2024-05-01")],
+    )
+    assert tables.as_of == D("2024-05-03")
+    tables = compute_metrics(
+        [lic("a", last_updated="2024-05-03")],
+        [tx("a", "2024-01-01", "2024-02-01", last_updated="2024-06-09")],
+    )
+    assert tables.as_of == D("2024-06-09")
+
+
+# --- terms ------------------------------------------------------------------------------------
+
+
+def test_full_refund_makes_the_term_count_nowhere() -> None:
+    tables = compute_metrics(
+        [lic("k", license_type="EVALUATION", start="2023-12-20", end="2024-01-19")],
+        [
+            tx("k", "2024-01-01", "2024-02-01"),
+            tx("k", "2024-01-01", "2024-02-01", sale="2024-01-05", sale_type="Refund", price=-100),
+        ],
+        as_of=D("2024-06-01"),
+    )
+    assert [t["is_refunded"] for t in tables.terms] == [True]
+    assert tables.terms[0]["amount"] == 0.0
+    assert tables.renewal_opportunities == []
+    assert tables.mrr_movements == []
+    assert tables.evaluations[0]["is_converted"] is False
+
+
+def test_partial_refund_nets_the_amount_of_the_term() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", price=100, vendor=80),
+            tx("k", "2024-01-01", "2024-02-01", sale_type="Refund", price=-40, vendor=-32),
+        ],
+        as_of=D("2024-01-20"),
+    )
+    [term] = tables.terms
+    assert (term["amount"], term["purchase_price"], term["is_refunded"]) == (48.0, 60.0, False)
+    assert mrr_of(tables, "k") == [(D("2024-01-01"), 48.0, "new")]
+
+
+def test_refund_with_no_matching_term_counts_nowhere() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", price=100, vendor=80),
+            tx("k", "2024-01-01", "2024-03-01", sale_type="Refund", price=-100, vendor=-80),
+        ],
+        as_of=D("2024-01-20"),
+    )
+    assert [t["amount"] for t in tables.terms] == [80.0]
+
+
+def test_zero_price_lines_make_no_term() -> None:
+    tables = compute_metrics([], [tx("k", "2024-01-01", "2024-02-01", price=0)], D("2024-03-01"))
+    assert tables.terms == []
+    assert tables.mrr_movements == []
+
+
+def test_sales_after_as_of_are_not_counted_but_terms_starting_after_it_are() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01"),
+            tx("k", "2024-02-01", "2024-03-01", sale="2024-01-28", sale_type="Renewal"),
+            tx("k", "2024-03-01", "2024-04-01", sale="2024-02-25", sale_type="Renewal"),
+        ],
+        as_of=D("2024-01-30"),
+    )
+    assert [t["start_date"] for t in tables.terms] == [D("2024-01-01"), D("2024-02-01")]
+
+
+def test_term_amount_is_rounded_to_cents_after_summing() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01", price=0.1, vendor=0.1) for _ in range(3)]
+    tables = compute_metrics([], lines, as_of=D("2024-01-20"))
+    assert tables.terms[0]["amount"] == 0.3
+
+
+def test_amount_basis_purchase_price_sums_purchase_price() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01", price=100, vendor=70)]
+    default = compute_metrics([], lines, as_of=D("2024-01-20"))
+    by_price = compute_metrics(
+        [], lines, as_of=D("2024-01-20"), params=MetricVars(amount_basis="purchase_price")
+    )
+    assert default.terms[0]["amount"] == 70.0
+    assert by_price.terms[0]["amount"] == 100.0
+    assert by_price.mrr[0]["mrr"] == 100.0
+
+
+def test_unknown_amount_basis_is_refused() -> None:
+    with pytest.raises(ValueError, match="amount_basis"):
+        compute_metrics([], [], as_of=D("2024-01-01"), params=MetricVars(amount_basis="net"))
+
+
+def test_billing_period_addon_and_hosting_come_from_the_latest_paid_transaction() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Monthly", price=100),
+            tx("k", "2024-01-01", "2025-01-01", sale="2024-01-05", billing="Annual", price=50),
+        ],
+        as_of=D("2025-02-01"),
+    )
+    assert tables.terms[0]["billing_period"] == "Annual"
+    assert tables.renewal_opportunities[0]["billing_period"] == "Annual"
+
+
+# --- renewal and churn ------------------------------------------------------------------------
+
+
+def test_upgrade_inside_a_term_makes_no_opportunity_at_the_old_end() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", price=1200),
+            tx("k", "2024-06-15", "2025-06-15", billing="Annual", price=2400, sale_type="Upgrade"),
+        ],
+        as_of=D("2025-08-01"),
+    )
+    assert opportunities(tables) == [(D("2025-06-15"), "cancelled")]
+
+
+def test_monthly_to_annual_switch_makes_no_opportunity_inside_the_annual_term() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01"),
+            tx("k", "2024-02-01", "2024-03-01", sale_type="Renewal"),
+            tx("k", "2024-02-15", "2025-02-15", billing="Annual", price=1200, sale_type="Upgrade"),
+        ],
+        as_of=D("2024-12-01"),
+    )
+    assert opportunities(tables) == [(D("2024-02-01"), "renewed")]
+    assert tables.renewal_opportunities[0]["billing_period"] == "Monthly"
+
+
+def test_renewal_starting_within_grace_days_is_renewed() -> None:
+    renewal = tx("k", "2024-02-08", "2024-03-08", sale_type="Renewal")
+    tables = compute_metrics(
+        [], [tx("k", "2024-01-01", "2024-02-01"), renewal], as_of=D("2024-02-20")
+    )
+    [opp] = tables.renewal_opportunities
+    assert opp["outcome"] == "renewed"
+    assert opp["renewal_start_date"] == D("2024-02-08")
+    assert opp["renewal_transaction_id"] == renewal["transactionId"]
+
+
+def test_renewal_just_outside_grace_is_a_cancellation_then_a_reactivation_in_mrr() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2023-12-29", "2024-01-29"),
+            tx("k", "2024-02-06", "2024-03-06", sale_type="Renewal"),
+        ],
+        as_of=D("2024-02-20"),
+    )
+    assert opportunities(tables)[0] == (D("2024-01-29"), "cancelled")
+    assert mrr_of(tables, "k") == [
+        (D("2023-12-01"), 80.0, "new"),
+        (D("2024-01-01"), 0.0, "churn"),
+        (D("2024-02-01"), 80.0, "reactivation"),
+    ]
+
+
+def test_opportunity_is_cancelled_when_end_plus_grace_days_equals_as_of() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01")]
+    assert opportunities(compute_metrics([], lines, as_of=D("2024-02-08"))) == [
+        (D("2024-02-01"), "cancelled")
+    ]
+
+
+def test_opportunity_is_pending_one_day_before_end_plus_grace_days() -> None:
+    tables = compute_metrics([], [tx("k", "2024-01-01", "2024-02-01")], as_of=D("2024-02-07"))
+    assert opportunities(tables) == [(D("2024-02-01"), "pending")]
+    [row] = tables.churn
+    assert (row["opportunities"], row["cancellations"], row["pending"]) == (0, 0, 1)
+    assert row["churn_rate"] is None
+    assert tables.renewal[0]["renewal_rate"] is None
+
+
+def test_grace_days_is_a_parameter() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01"), tx("k", "2024-02-10", "2024-03-10")]
+    strict = compute_metrics([], lines, as_of=D("2024-03-01"))
+    lenient = compute_metrics([], lines, as_of=D("2024-03-01"), params=MetricVars(grace_days=9))
+    assert opportunities(strict) == [(D("2024-02-01"), "cancelled")]
+    assert opportunities(lenient) == [(D("2024-02-01"), "renewed")]
+
+
+def test_term_ending_after_as_of_is_not_an_opportunity_yet() -> None:
+    tables = compute_metrics([], [tx("k", "2024-01-01", "2024-02-01")], as_of=D("2024-01-31"))
+    assert tables.renewal_opportunities == []
+
+
+def test_server_and_data_center_are_excluded_from_churn_but_counted_in_mrr(
+    mixed: MetricTables,
+) -> None:
+    assert not {"s1", "d1"} & {o["license_key"] for o in mixed.renewal_opportunities}
+    assert mrr_of(mixed, "s1")[0] == (D("2024-01-01"), 40.0, "new")
+    assert mrr_of(mixed, "d1")[:2] == [
+        (D("2024-02-01"), 40.0, "new"),
+        (D("2024-03-01"), 0.0, "churn"),
+    ]
+
+
+def test_churn_rate_plus_renewal_rate_is_one_in_every_row_with_opportunities(
+    mixed: MetricTables,
+) -> None:
+    assert len(mixed.churn) == len(mixed.renewal) >= 4
+    for churn, renewal in zip(mixed.churn, mixed.renewal, strict=True):
+        assert churn["opportunities"] == renewal["opportunities"]
+        assert churn["opportunities"] == churn["cancellations"] + renewal["renewals"]
+        if churn["opportunities"]:
+            assert churn["churn_rate"] + renewal["renewal_rate"] == pytest.approx(1.0)
+
+
+def test_churn_and_renewal_rows_by_month_app_and_billing_period(mixed: MetricTables) -> None:
+    grains = {(r["month"], r["addon_key"], r["billing_period"]): r for r in mixed.churn}
+    assert grains[(D("2024-03-01"), "app.a", "Annual")]["opportunities"] == 1
+    assert grains[(D("2024-03-01"), "app.a", "Annual")]["cancellations"] == 0
+    assert grains[(D("2024-04-01"), "app.a", "Annual")]["churn_rate"] == 1.0
+    assert grains[(D("2024-03-01"), "app.b", "Monthly")]["cancellations"] == 1
+    assert grains[(D("2024-04-01"), "app.a", "Monthly")]["pending"] == 1
+
+
+# --- conversion -------------------------------------------------------------------------------
+
+
+def _evaluation_with_sale(sale: str, as_of: str = "2024-06-01") -> dict:
+    tables = compute_metrics(
+        [lic("k", license_type="EVALUATION", start="2024-01-01", end="2024-01-31")],
+        [tx("k", sale, "2024-12-01")],
+        as_of=D(as_of),
+    )
+    [evaluation] = tables.evaluations
+    return evaluation
+
+
+def test_new_sale_on_the_last_day_of_the_conversion_window_converts() -> None:
+    evaluation = _evaluation_with_sale("2024-03-01")
+    assert evaluation["is_converted"] is True
+    assert evaluation["days_to_convert"] == 60
+    assert evaluation["conversion_sale_date"] == D("2024-03-01")
+
+
+def test_new_sale_after_the_conversion_window_does_not_convert() -> None:
+    evaluation = _evaluation_with_sale("2024-03-02")
+    assert evaluation["is_converted"] is False
+    assert evaluation["days_to_convert"] is None
+
+
+def test_earliest_new_sale_in_the_window_converts() -> None:
+    tables = compute_metrics(
+        [lic("k", license_type="EVALUATION", start="2024-01-01", end="2024-01-31")],
+        [tx("k", "2024-01-20", "2024-02-20"), tx("k", "2024-01-10", "2024-01-20")],
+        as_of=D("2024-06-01"),
+    )
+    assert tables.evaluations[0]["conversion_sale_date"] == D("2024-01-10")
+
+
+def test_evaluation_is_open_until_end_plus_window_reaches_as_of() -> None:
+    assert _evaluation_with_sale("2024-01-15", as_of="2024-03-01")["is_open"] is False
+    open_one = _evaluation_with_sale("2024-01-15", as_of="2024-02-29")
+    assert open_one["is_open"] is True
+    assert open_one["is_converted"] is True
+
+
+def test_open_evaluations_are_counted_in_evaluations() -> None:
+    tables = compute_metrics(
+        [
+            lic("a", license_type="EVALUATION", start="2024-05-01", end="2024-05-31"),
+            lic("b", license_type="EVALUATION", start="2024-05-20", end="2024-06-19"),
+        ],
+        [],
+        as_of=D("2024-06-20"),
+    )
+    [row] = tables.conversion
+    assert (row["evaluations"], row["open_evaluations"], row["conversions"]) == (2, 2, 0)
+    assert row["conversion_rate"] == 0.0
+    assert row["median_days_to_convert"] is None
+
+
+def test_conversion_is_net_new_without_an_earlier_term_and_upgrade_with_one() -> None:
+    tables = compute_metrics(
+        [
+            lic("new", license_type="EVALUATION", start="2023-06-01", end="2023-07-01"),
+            lic("up", eval_start="2023-06-01", eval_end="2023-07-01", start="2023-01-01"),
+        ],
+        [
+            tx("new", "2023-06-20", "2023-07-20"),
+            tx("up", "2023-01-01", "2024-01-01", billing="Annual", price=1200),
+            tx("up", "2023-06-20", "2024-06-20", billing="Annual", price=2400),
+        ],
+        as_of=D("2023-12-01"),
+    )
+    assert {e["license_key"]: e["conversion_type"] for e in tables.evaluations} == {
+        "new": "Net New",
+        "up": "Upgrade",
+    }
+    assert all(e["is_converted"] for e in tables.evaluations)
+    assert {(r["conversion_type"], r["conversions"]) for r in tables.conversion} == {
+        ("Net New", 1),
+        ("Upgrade", 1),
+    }
+
+
+def test_evaluations_are_read_from_both_forms_and_deduplicated() -> None:
+    tables = compute_metrics(
+        [
+            # The rewritten, converted license and a stale evaluation version of it.
+            lic("k", eval_start="2024-01-01", eval_end="2024-01-31", start="2024-01-15"),
+            lic("k", license_type="EVALUATION", start="2024-01-01", end="2024-01-31"),
+            lic("s", hosting="Server", license_type="EVALUATION", start="2024-01-01"),
+        ],
+        [tx("k", "2024-01-15", "2024-02-15")],
+        as_of=D("2024-06-01"),
+    )
+    assert [(e["license_key"], e["is_converted"]) for e in tables.evaluations] == [("k", True)]
+
+
+def test_median_days_to_convert_interpolates() -> None:
+    tables = compute_metrics(
+        [
+            lic(k, license_type="EVALUATION", start="2024-01-01", end="2024-01-31")
+            for k in ("a", "b")
+        ],
+        [tx("a", "2024-01-10", "2024-02-10"), tx("b", "2024-01-21", "2024-02-21")],
+        as_of=D("2024-06-01"),
+    )
+    assert tables.conversion[0]["median_days_to_convert"] == 14.5
+
+
+# --- recurring revenue ------------------------------------------------------------------------
+
+
+def test_mrr_movements_new_expansion_contraction_churn_unchanged() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", price=100, vendor=100),
+            tx("k", "2024-02-01", "2024-03-01", price=150, vendor=150, sale_type="Upgrade"),
+            tx("k", "2024-03-01", "2024-04-01", price=120, vendor=120, sale_type="Downgrade"),
+        ],
+        as_of=D("2024-05-15"),
+    )
+    rows = [m for m in tables.mrr_movements if m["license_key"] == "k"]
+    assert [(r["movement_type"], r["movement_amount"]) for r in rows] == [
+        ("new", 100.0),
+        ("expansion", 50.0),
+        ("contraction", -30.0),
+        ("churn", -120.0),
+        ("unchanged", 0.0),
+    ]
+    assert [r["prior_mrr"] for r in rows] == [0.0, 100.0, 150.0, 120.0, 0.0]
+
+
+def test_mrr_change_within_half_a_cent_is_unchanged() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200.0),
+            tx("k", "2024-02-01", "2025-02-01", billing="Annual", vendor=1200.05),
+        ],
+        as_of=D("2024-02-20"),
+    )
+    assert [m for _, _, m in mrr_of(tables, "k")] == ["new", "unchanged"]
+
+
+def test_mrr_snapshot_in_the_as_of_month_is_as_of_not_the_month_end() -> None:
+    tables = compute_metrics([], [tx("k", "2024-02-20", "2024-03-20")], as_of=D("2024-03-15"))
+    assert mrr_of(tables, "k") == [
+        (D("2024-02-01"), 80.0, "new"),
+        (D("2024-03-01"), 80.0, "unchanged"),
+    ]
+
+
+def test_mrr_snapshot_takes_the_later_starting_of_two_overlapping_terms() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", price=1200, vendor=1200),
+            tx("k", "2024-01-20", "2025-01-20", billing="Annual", price=2400, vendor=2400),
+        ],
+        as_of=D("2024-02-10"),
+    )
+    assert mrr_of(tables, "k") == [
+        (D("2024-01-01"), 200.0, "new"),
+        (D("2024-02-01"), 200.0, "unchanged"),
+    ]
+
+
+def test_annual_term_mrr_is_amount_over_twelve_and_arr_is_mrr_times_twelve() -> None:
+    tables = compute_metrics(
+        [], [tx("k", "2024-01-01", "2025-01-01", billing="Annual", price=1500)], D("2024-01-31")
+    )
+    [row] = tables.mrr
+    assert (row["mrr"], row["arr"], row["paying_licenses"]) == (100.0, 1200.0, 1)
+
+
+def test_mrr_spine_runs_from_the_first_term_to_the_as_of_month_with_zero_months() -> None:
+    tables = compute_metrics([], [tx("k", "2024-01-01", "2024-02-01")], as_of=D("2024-06-03"))
+    months = [m for m, _, _ in mrr_of(tables, "k")]
+    assert months == [D(f"2024-0{n}-01") for n in range(1, 7)]
+    assert [r["month"] for r in tables.mrr] == months
+    assert tables.mrr[-1]["paying_licenses"] == 0
+
+
+def test_movements_add_up_to_closing_minus_opening_mrr(mixed: MetricTables) -> None:
+    columns = ("new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "reactivation_mrr")
+    opening: dict[str, float] = {}
+    for row in mixed.mrr:
+        moved = sum(row[c] for c in columns)
+        assert moved == pytest.approx(row["mrr"] - opening.get(row["addon_key"], 0.0))
+        opening[row["addon_key"]] = row["mrr"]
+    for row in mixed.mrr_movements:
+        assert row["movement_amount"] == pytest.approx(row["mrr"] - row["prior_mrr"])
+
+
+# --- API payloads -----------------------------------------------------------------------------
+
+
+def test_churn_payload_splits_monthly_and_annual_with_customers_and_cancellations(
+    mixed: MetricTables,
+) -> None:
+    payload = aggregate_payload(mixed, "churn", aggregation="month", addon_names={"app.a": "A"})
+    assert set(payload) == {"_links", "total", "addons"}
+    datasets = payload["total"]["datasets"]
+    assert [d["name"] for d in datasets] == ["Monthly", "Annual"]
+    assert [s["name"] for s in datasets[0]["series"]] == ["Customers", "Cancellations"]
+    assert all("uniqueTotal" in s for d in datasets for s in d["series"])
+    annual = {s["name"]: s for s in datasets[1]["series"]}
+    assert annual["Customers"]["elements"] == [
+        {"date": "2024-02-01", "count": 0},
+        {"date": "2024-03-01", "count": 1},
+        {"date": "2024-04-01", "count": 1},
+    ]
+    assert annual["Cancellations"]["uniqueTotal"] == 1
+    assert [(a["addonKey"], a["name"]) for a in payload["addons"]] == [
+        ("app.a", "A"),
+        ("app.b", "app.b"),
+    ]
+
+
+def test_month_payload_counts_equal_the_churn_and_renewal_tables(mixed: MetricTables) -> None:
+    for metric, numerator, column in (
+        ("churn", "Cancellations", "cancellations"),
+        ("renewal", "Renewals", "renewals"),
+    ):
+        payload = aggregate_payload(mixed, metric, aggregation="month")
+        from_payload = {}
+        for addon in payload["addons"]:
+            for dataset in addon["datasets"]:
+                for series in dataset["series"]:
+                    for element in series["elements"]:
+                        grain = (D(element["date"]), addon["addonKey"], dataset["name"])
+                        from_payload[(*grain, series["name"])] = element["count"]
+        table = mixed.churn if metric == "churn" else mixed.renewal
+        for row in table:
+            grain = (row["month"], row["addon_key"], row["billing_period"])
+            assert from_payload.get((*grain, numerator), 0) == row[column]
+            denominator = "Customers" if metric == "churn" else "Renewal opportunities"
+            assert from_payload.get((*grain, denominator), 0) == row["opportunities"]
+
+
+def test_renewal_payload_has_no_unique_total() -> None:
+    tables = compute_metrics([], [tx("k", "2024-01-01", "2024-02-01")], as_of=D("2024-03-01"))
+    payload = aggregate_payload(tables, "renewal", aggregation="month")
+    series = payload["total"]["datasets"][0]["series"]
+    assert [s["name"] for s in series] == ["Renewal opportunities", "Renewals"]
+    assert all("uniqueTotal" not in s for s in series)
+
+
+def test_week_payload_buckets_by_iso_week_monday_and_fills_empty_weeks() -> None:
+    tables = compute_metrics(
+        [],
+        [tx("a", "2024-01-03", "2024-02-03"), tx("b", "2024-01-20", "2024-02-18")],
+        as_of=D("2024-04-01"),
+    )
+    payload = aggregate_payload(tables, "churn", aggregation="week")
+    customers = payload["total"]["datasets"][0]["series"][0]["elements"]
+    # 2024-02-03 is a Saturday (week of Mon 2024-01-29); 2024-02-18 a Sunday (Mon 2024-02-12).
+    assert customers == [
+        {"date": "2024-01-29", "count": 1},
+        {"date": "2024-02-05", "count": 0},
+        {"date": "2024-02-12", "count": 1},
+    ]
+
+
+def test_payload_start_and_end_keep_the_periods_starting_inside_them(mixed: MetricTables) -> None:
+    payload = aggregate_payload(
+        mixed, "churn", aggregation="month", start=D("2024-03-01"), end=D("2024-03-31")
+    )
+    dates = {
+        e["date"] for d in payload["total"]["datasets"] for s in d["series"] for e in s["elements"]
+    }
+    assert dates == {"2024-03-01"}
+    weekly = aggregate_payload(mixed, "churn", aggregation="week", start=D("2024-03-01"))
+    first = weekly["total"]["datasets"][0]["series"][0]["elements"][0]["date"]
+    # The week of 2024-02-26 holds 2024-03-01 but starts before it, so it is left out.
+    assert first >= "2024-03-04"
+
+
+def test_conversion_payload_series_without_and_with_group_by_conversion_type(
+    mixed: MetricTables,
+) -> None:
+    flat = aggregate_payload(mixed, "conversion", aggregation="month")
+    assert "datasets" not in flat["total"]
+    assert [s["name"] for s in flat["total"]["series"]] == ["Evaluations", "Conversions"]
+    assert all("conversionType" not in s for s in flat["total"]["series"])
+    grouped = aggregate_payload(mixed, "conversion", aggregation="month", group_by="conversionType")
+    assert [(s["name"], s["conversionType"]) for s in grouped["total"]["series"]] == [
+        ("Evaluations", "Net New"),
+        ("Evaluations", "Upgrade"),
+        ("Conversions", "Net New"),
+        ("Conversions", "Upgrade"),
+    ]
+    totals = {
+        (s["name"], s.get("conversionType")): sum(e["count"] for e in s["elements"])
+        for s in grouped["total"]["series"]
+    }
+    assert totals[("Evaluations", "Net New")] == 3
+    assert totals[("Evaluations", "Upgrade")] == 1
+    assert totals[("Conversions", "Upgrade")] == 1
+    assert sum(e["count"] for e in flat["total"]["series"][1]["elements"]) == sum(
+        r["conversions"] for r in mixed.conversion
+    )
+
+
+def test_payload_refuses_an_unknown_metric(mixed: MetricTables) -> None:
+    with pytest.raises(ValueError, match="metric"):
+        aggregate_payload(mixed, "mrr")
+
+
+# --- details ----------------------------------------------------------------------------------
+
+
+def test_details_event_counts_equal_cancellations_renewals_and_conversions(
+    mixed: MetricTables,
+) -> None:
+    assert len(details_events(mixed, "churn")) == sum(r["cancellations"] for r in mixed.churn)
+    assert len(details_events(mixed, "renewal")) == sum(r["renewals"] for r in mixed.renewal)
+    assert len(details_events(mixed, "conversion")) == sum(
+        r["conversions"] for r in mixed.conversion
+    )
+
+
+def test_details_events_are_shaped_as_the_api_and_sorted(mixed: MetricTables) -> None:
+    events = details_events(mixed, "renewal")
+    assert [(e["eventDate"], e["addonKey"]) for e in events] == sorted(
+        (e["eventDate"], e["addonKey"]) for e in events
+    )
+    first = events[0]
+    assert set(first) >= {"addonKey", "addonName", "hosting", "lastUpdated", "eventDate"}
+    assert first["hosting"] == "Cloud"
+    assert first["transactionId"].startswith("AT-")
+    details = first["licenseDetails"]
+    assert {"licenseId", "maintenanceStartDate", "maintenanceEndDate", "monthsValid"} <= set(
+        details
+    )
+    churned = details_events(mixed, "churn")
+    assert all("transactionId" not in e for e in churned)
+    annual = next(e for e in churned if e["licenseDetails"]["maintenanceEndDate"] == "2024-04-01")
+    assert annual["licenseDetails"]["monthsValid"] == 12
+
+
+def test_details_event_reads_identity_from_the_license_record() -> None:
+    tables = compute_metrics(
+        [lic("k", license_type="EVALUATION", start="2024-01-01", end="2024-01-31")],
+        [tx("k", "2024-01-10", "2024-02-10")],
+        as_of=D("2024-03-01"),
+    )
+    [event] = details_events(tables, "conversion")
+    assert event["eventDate"] == "2024-01-10"
+    assert event["licenseDetails"]["licenseId"] == "SEN-k"
+    assert event["licenseDetails"]["appEntitlementNumber"] == "E-k"
+    assert event["addonName"] == "APP.A"
+    override = {"k": {**lic("k"), "licenseId": "SEN-other", "lastUpdated": "2024-02-02"}}
+    [event] = details_events(tables, "conversion", licenses_by_key=override)
+    assert (event["licenseDetails"]["licenseId"], event["lastUpdated"]) == (
+        "SEN-other",
+        "2024-02-02",
+    )
