@@ -1,0 +1,146 @@
+"""Run the simulator in a background thread on a free 127.0.0.1 port (tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+import uvicorn
+
+from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
+from pipelines.simulator.server import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_EMAIL,
+    SimulatorState,
+    build_state,
+    create_app,
+)
+
+
+@dataclass
+class RunningSimulator:
+    """A live simulator: its URLs, credentials, vendor and fault controls.
+
+    Attributes:
+        base_url: `http://127.0.0.1:<port>`, the host part every href is relative to.
+        v2_base: full URL of `/rest/2/vendors/{vendor_id}/reporting`.
+        v3_base: full URL of `/rest/3/reporting/developer-space/{developer_id}`.
+        email, api_token: the HTTP Basic credentials the API accepts.
+        state: the server's state (vendor, fault injector, export registry, caches).
+    """
+
+    base_url: str
+    email: str
+    api_token: str
+    state: SimulatorState
+    _server: uvicorn.Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    @property
+    def vendor(self) -> Any:
+        return self.state.vendor
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self.state.faults
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.email, self.api_token)
+
+    @property
+    def v2_base(self) -> str:
+        return f"{self.base_url}/rest/2/vendors/{self.vendor.vendor_id}/reporting"
+
+    @property
+    def v3_base(self) -> str:
+        return f"{self.base_url}/rest/3/reporting/developer-space/{self.vendor.developer_id}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.base_url}/admin"
+
+    @property
+    def today(self) -> date:
+        return self.vendor.today
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client on base_url with the right credentials (caller closes it)."""
+        kwargs.setdefault("timeout", 30.0)
+        return httpx.Client(base_url=self.base_url, auth=self.auth, **kwargs)
+
+    def advance(self, days: int) -> date:
+        """Move the simulated today forward; new records appear and old ones are rewritten."""
+        return self.state.advance(days)
+
+    def set_faults(
+        self, spec: FaultConfig | str | dict[str, Any] | None = None, **overrides: Any
+    ) -> FaultConfig:
+        """Replace the fault config (profile name, dict, JSON or FaultConfig, plus overrides)."""
+        config = parse_faults(spec, **overrides)
+        self.state.faults.reconfigure(config)
+        return config
+
+    def expected(self) -> Any:
+        """Ground-truth `metrics.MetricTables` as of the simulated today."""
+        return self.state.expected()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def run_simulator(
+    seed: int = 42,
+    size: str | int = "tiny",
+    faults: FaultConfig | str | dict[str, Any] | None = None,
+    credentials: tuple[str, str] | None = None,
+    today: date | None = None,
+    vendor: Any = None,
+) -> Iterator[RunningSimulator]:
+    """Start a simulator in a daemon thread, yield it once it accepts connections, then stop it.
+
+    `vendor` replaces the synthetic vendor with any object of the same interface.
+    """
+    email, api_token = credentials or (DEFAULT_EMAIL, DEFAULT_API_TOKEN)
+    if vendor is None:
+        state = build_state(seed, size, faults, email, api_token, today=today)
+    else:
+        state = SimulatorState(
+            vendor, FaultInjector(parse_faults(faults)), email, api_token, seed, size
+        )
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers only on the main thread; a test thread must not try.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, name=f"simulator:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"The simulator did not start on 127.0.0.1:{port}.")
+        time.sleep(0.01)
+    running = RunningSimulator(
+        f"http://127.0.0.1:{port}", email, api_token, state, _server=server, _thread=thread
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
