@@ -1,0 +1,9 @@
+{#- Schemas are exactly staging, intermediate and marts: other tools query them by name, so the
+    default "<target schema>_<custom schema>" prefix would break them. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- else -%}
+        {{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,40 @@
+-- The day the data describes (METRICS.md): the as_of_date var, else the latest lastUpdated of
+-- the licenses and transactions.
+{%- set as_of_var = var('as_of_date') %}
+
+with
+
+licenses as (
+
+    select last_updated_date from {{ ref('stg_marketplace__licenses') }}
+
+),
+
+transactions as (
+
+    select last_updated_date from {{ ref('stg_marketplace__transactions') }}
+
+),
+
+updates as (
+
+    select * from licenses
+    union all
+    select * from transactions
+
+),
+
+final as (
+
+    select
+        coalesce(
+            {% if as_of_var %}cast('{{ as_of_var }}' as date){% else %}cast(null as date){% endif %},
+            max(last_updated_date),
+            current_date
+        ) as as_of_date,
+        {{ 'true' if as_of_var else 'false' }} as is_set_by_var
+    from updates
+
+)
+
+select * from final

@@ -1,0 +1,111 @@
+-- The monthly MRR spine of METRICS.md: every license from the month its first counted term
+-- starts to the month of as_of_date, valued at the month's snapshot day, zero months included.
+
+with
+
+terms as (
+
+    select * from {{ ref('int_terms_netted') }}
+    where not is_refunded
+
+),
+
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+licenses as (
+
+    -- A license reports under the app of its latest-starting term.
+    select
+        license_key,
+        addon_key,
+        min(term_start_date) over (partition by license_key) as first_term_start_date
+    from terms
+    qualify row_number() over (
+        partition by license_key
+        order by
+            term_start_date desc,
+            latest_sale_date desc,
+            latest_transaction_line_item_id desc,
+            latest_transaction_id desc
+    ) = 1
+
+),
+
+spine as (
+
+    select
+        licenses.license_key,
+        licenses.addon_key,
+        cast(months.month as date) as month
+    from licenses
+    cross join as_of
+    cross join lateral (
+        select
+            unnest(generate_series(
+                date_trunc('month', licenses.first_term_start_date),
+                date_trunc('month', as_of.as_of_date),
+                interval 1 month
+            )) as month
+    ) as months
+
+),
+
+snapshots as (
+
+    -- In the as_of month the month's last day has not happened yet: counting a term as ended
+    -- there would call every pending renewal a churn.
+    select
+        spine.*,
+        least(last_day(spine.month), as_of.as_of_date) as snapshot_date
+    from spine
+    cross join as_of
+
+),
+
+covering as (
+
+    -- Where two terms cover the snapshot day, the later-starting one counts.
+    select
+        snapshots.license_key,
+        snapshots.month,
+        terms.term_id,
+        terms.monthly_value
+    from snapshots
+    inner join terms
+        on
+            snapshots.license_key = terms.license_key
+            and terms.term_start_date <= snapshots.snapshot_date
+            and terms.term_end_date > snapshots.snapshot_date
+    qualify row_number() over (
+        partition by snapshots.license_key, snapshots.month
+        order by
+            terms.term_start_date desc,
+            terms.latest_sale_date desc,
+            terms.latest_transaction_line_item_id desc,
+            terms.latest_transaction_id desc
+    ) = 1
+
+),
+
+final as (
+
+    select
+        snapshots.license_key,
+        snapshots.addon_key,
+        snapshots.month,
+        snapshots.snapshot_date,
+        covering.term_id,
+        coalesce(covering.monthly_value, 0) as mrr
+    from snapshots
+    left join covering
+        on
+            snapshots.license_key = covering.license_key
+            and snapshots.month = covering.month
+
+)
+
+select * from final

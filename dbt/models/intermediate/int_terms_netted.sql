@@ -1,0 +1,154 @@
+-- Terms of METRICS.md: one (license_key, maintenance start, maintenance end) of paid lines, with
+-- the refunds of the same license and dates netted into its amount.
+{%- set amount_basis = var('amount_basis') %}
+{%- if amount_basis not in ('vendor_amount', 'purchase_price') %}
+    {{ exceptions.raise_compiler_error(
+        "var amount_basis must be vendor_amount or purchase_price, not " ~ amount_basis
+    ) }}
+{%- endif %}
+
+with
+
+transactions as (
+
+    select * from {{ ref('int_transactions_counted') }}
+
+),
+
+paid as (
+
+    select * from transactions
+    where is_paid
+
+),
+
+refunds as (
+
+    select * from transactions
+    where is_refund
+
+),
+
+paid_ranked as (
+
+    -- The latest paid line (by sale date, then line item id, then transaction id) gives the
+    -- term its app, hosting and billing period; the first one is the sale that opened it.
+    select
+        *,
+        row_number() over (
+            partition by license_key, maintenance_start_date, maintenance_end_date
+            order by sale_date desc, transaction_line_item_id desc, transaction_id desc
+        ) as latest_rank,
+        row_number() over (
+            partition by license_key, maintenance_start_date, maintenance_end_date
+            order by sale_date asc, transaction_line_item_id asc, transaction_id asc
+        ) as first_rank
+    from paid
+
+),
+
+latest_paid as (
+
+    select * from paid_ranked
+    where latest_rank = 1
+
+),
+
+first_paid as (
+
+    select * from paid_ranked
+    where first_rank = 1
+
+),
+
+netted_lines as (
+
+    select
+        license_key,
+        maintenance_start_date,
+        maintenance_end_date,
+        purchase_price,
+        vendor_amount,
+        1 as is_paid_line,
+        0 as is_refund_line
+    from paid
+    union all
+    select
+        refunds.license_key,
+        refunds.maintenance_start_date,
+        refunds.maintenance_end_date,
+        refunds.purchase_price,
+        refunds.vendor_amount,
+        0 as is_paid_line,
+        1 as is_refund_line
+    from refunds
+    -- a refund with no paid term of its license and dates counts nowhere
+    inner join latest_paid
+        on
+            refunds.license_key = latest_paid.license_key
+            and refunds.maintenance_start_date = latest_paid.maintenance_start_date
+            and refunds.maintenance_end_date = latest_paid.maintenance_end_date
+
+),
+
+netted as (
+
+    select
+        license_key,
+        maintenance_start_date,
+        maintenance_end_date,
+        -- inputs are cents: rounding after summing removes float noise only
+        round(sum({{ amount_basis }}), 2) as amount,
+        round(sum(purchase_price), 2) as purchase_price,
+        sum(is_paid_line) as paid_lines,
+        sum(is_refund_line) as refund_lines
+    from netted_lines
+    group by license_key, maintenance_start_date, maintenance_end_date
+
+),
+
+final as (
+
+    select
+        md5(concat_ws(
+            '|',
+            netted.license_key,
+            netted.maintenance_start_date,
+            netted.maintenance_end_date
+        )) as term_id,
+        netted.license_key,
+        latest_paid.addon_key,
+        latest_paid.hosting,
+        latest_paid.billing_period,
+        netted.maintenance_start_date as term_start_date,
+        netted.maintenance_end_date as term_end_date,
+        netted.amount,
+        netted.purchase_price,
+        netted.purchase_price <= 0 as is_refunded,
+        case
+            when latest_paid.billing_period = 'Annual' then cast(netted.amount as double) / 12
+            else cast(netted.amount as double)
+        end as monthly_value,
+        netted.paid_lines,
+        netted.refund_lines,
+        first_paid.sale_date as first_sale_date,
+        first_paid.transaction_id as first_transaction_id,
+        first_paid.transaction_line_item_id as first_transaction_line_item_id,
+        latest_paid.sale_date as latest_sale_date,
+        latest_paid.transaction_id as latest_transaction_id,
+        latest_paid.transaction_line_item_id as latest_transaction_line_item_id
+    from netted
+    inner join latest_paid
+        on
+            netted.license_key = latest_paid.license_key
+            and netted.maintenance_start_date = latest_paid.maintenance_start_date
+            and netted.maintenance_end_date = latest_paid.maintenance_end_date
+    inner join first_paid
+        on
+            netted.license_key = first_paid.license_key
+            and netted.maintenance_start_date = first_paid.maintenance_start_date
+            and netted.maintenance_end_date = first_paid.maintenance_end_date
+
+)
+
+select * from final

@@ -1,0 +1,50 @@
+-- Transaction lines dated on or before as_of_date, classified for the term rules of METRICS.md.
+
+with
+
+transactions as (
+
+    select * from {{ ref('stg_marketplace__transactions') }}
+
+),
+
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+classified as (
+
+    select
+        transactions.transaction_id,
+        transactions.transaction_line_item_id,
+        transactions.license_key,
+        transactions.addon_key,
+        transactions.hosting,
+        transactions.billing_period,
+        transactions.sale_type,
+        transactions.sale_date,
+        transactions.maintenance_start_date,
+        transactions.maintenance_end_date,
+        coalesce(transactions.purchase_price, 0) as purchase_price,
+        coalesce(transactions.vendor_amount, 0) as vendor_amount,
+        transactions.sale_type in ('New', 'Renewal', 'Upgrade', 'Downgrade')
+        and coalesce(transactions.purchase_price, 0) > 0 as is_paid,
+        transactions.sale_type = 'Refund' as is_refund
+    from transactions
+    cross join as_of
+    where
+        transactions.sale_date <= as_of.as_of_date
+        and transactions.maintenance_start_date is not null
+        and transactions.maintenance_end_date is not null
+
+),
+
+final as (
+
+    select * from classified
+
+)
+
+select * from final

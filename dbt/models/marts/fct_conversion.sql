@@ -1,0 +1,41 @@
+-- Cloud evaluations and their conversions per month of evaluation start, app and conversion type.
+
+with
+
+evaluations as (
+
+    select * from {{ ref('int_evaluations_resolved') }}
+
+),
+
+aggregated as (
+
+    select
+        month,
+        addon_key,
+        conversion_type,
+        count(*) as evaluations,
+        count(*) filter (is_converted) as conversions,
+        count(*) filter (is_open) as open_evaluations,
+        median(days_to_convert) as median_days_to_convert
+    from evaluations
+    group by month, addon_key, conversion_type
+
+),
+
+final as (
+
+    select
+        month,
+        addon_key,
+        conversion_type,
+        evaluations,
+        conversions,
+        open_evaluations,
+        conversions / nullif(evaluations, 0) as conversion_rate,
+        cast(median_days_to_convert as double) as median_days_to_convert
+    from aggregated
+
+)
+
+select * from final

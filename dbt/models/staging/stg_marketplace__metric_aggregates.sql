@@ -1,0 +1,48 @@
+{%- set relation = source('raw_marketplace', 'metric_aggregates') -%}
+{%- set columns = raw_columns(relation) -%}
+
+with
+
+source as (
+
+    select * from {{ relation }}
+
+),
+
+renamed as (
+
+    select
+        lower({{ text_or_null(columns, 'metric') }}) as metric,
+        lower({{ text_or_null(columns, 'aggregation') }}) as aggregation,
+        {{ date_or_null(columns, 'period_start') }} as period_start_date,
+        {{ text_or_null(columns, 'addon_key') }} as addon_key,
+        {{ text_or_null(columns, 'billing_period') }} as billing_period,
+        {{ text_or_null(columns, 'conversion_type') }} as conversion_type,
+        {{ text_or_null(columns, 'series') }} as series,
+        {{ column_or_null(columns, 'count', 'bigint') }} as event_count,
+        {{ text_or_null(columns, '_dlt_load_id') }} as dlt_load_id
+
+    from source
+
+),
+
+deduplicated as (
+
+    -- Each run re-reads Atlassian's figures; the latest load wins.
+    select * from renamed
+    qualify row_number() over (
+        partition by
+            metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
+            series
+        order by dlt_load_id desc
+    ) = 1
+
+),
+
+final as (
+
+    select * from deduplicated
+
+)
+
+select * from final
