@@ -655,80 +655,83 @@ def aggregate_payload(
     if group_by not in (None, "conversionType"):
         raise ValueError("group_by must be None or 'conversionType'")
     names = addon_names or {}
-
     if metric == "conversion":
         rows = tables.evaluations
         date_field = "start_date"
+        series_names: tuple[str, str] = ("Evaluations", "Conversions")
+        groups: tuple[str | None, ...] = CONVERSION_TYPES if group_by else (None,)
     else:
         rows = tables.renewal_opportunities
         date_field = "end_date"
-    # (period, row) for the rows whose period is kept
-    kept = []
-    for row in rows:
-        period = _period_start(row[date_field], aggregation)
-        if (start is None or period >= start) and (end is None or period <= end):
-            kept.append((period, row))
-    axis = (
-        list(_periods(min(p for p, _ in kept), max(p for p, _ in kept), aggregation))
-        if kept
-        else []
-    )
-    addon_keys = sorted({row["addon_key"] for row in rows})
-
-    def elements(selected: list[tuple[date, dict]]) -> list[dict]:
-        counted: dict[date, int] = defaultdict(int)
-        for period, _ in selected:
-            counted[period] += 1
-        return [{"date": p.isoformat(), "count": counted.get(p, 0)} for p in axis]
-
-    def body(selected: list[tuple[date, dict]]) -> dict:
-        if metric == "conversion":
-            series = []
-            types: tuple[str | None, ...] = CONVERSION_TYPES if group_by else (None,)
-            for name in ("Evaluations", "Conversions"):
-                for conversion_type in types:
-                    picked = [
-                        (p, r)
-                        for p, r in selected
-                        if (name == "Evaluations" or r["is_converted"])
-                        and (conversion_type is None or r["conversion_type"] == conversion_type)
-                    ]
-                    item: dict[str, Any] = {"name": name}
-                    if conversion_type is not None:
-                        item["conversionType"] = conversion_type
-                    item["elements"] = elements(picked)
-                    series.append(item)
-            return {"series": series}
         denominator, numerator, outcome = SERIES_NAMES[metric]
-        datasets = []
-        for billing_period in BILLING_PERIODS:
-            base = [
-                (p, r)
-                for p, r in selected
-                if r["billing_period"] == billing_period and r["outcome"] != "pending"
-            ]
-            series = []
-            for name, picked in (
-                (denominator, base),
-                (numerator, [(p, r) for p, r in base if r["outcome"] == outcome]),
-            ):
-                item = {"name": name}
-                if metric == "churn":
-                    item["uniqueTotal"] = len({r["license_key"] for _, r in picked})
-                item["elements"] = elements(picked)
-                series.append(item)
-            datasets.append({"name": billing_period, "series": series})
-        return {"datasets": datasets}
+        series_names = (denominator, numerator)
+        groups = BILLING_PERIODS
 
-    by_addon: dict[str, list[tuple[date, dict]]] = defaultdict(list)
-    for period, row in kept:
-        by_addon[row["addon_key"]].append((period, row))
+    # One pass: counts per (addon or None for the total, group, series, period).
+    counts: dict[tuple, int] = defaultdict(int)
+    uniques: dict[tuple, set[str]] = defaultdict(set)
+    periods: dict[date, date] = {}
+    for row in rows:
+        day = row[date_field]
+        period = periods.get(day)
+        if period is None:
+            period = periods[day] = _period_start(day, aggregation)
+        if (start is not None and period < start) or (end is not None and period > end):
+            continue
+        if metric == "conversion":
+            group = row["conversion_type"] if group_by else None
+            hit = row["is_converted"]
+        else:
+            if row["outcome"] == "pending":
+                continue  # neither a customer lost nor kept yet: Atlassian counts it later
+            group = row["billing_period"]
+            hit = row["outcome"] == outcome
+        for scope in (None, row["addon_key"]):
+            counts[(scope, group, series_names[0], period)] += 1
+            if hit:
+                counts[(scope, group, series_names[1], period)] += 1
+            if metric == "churn":
+                uniques[(scope, group, series_names[0])].add(row["license_key"])
+                if hit:
+                    uniques[(scope, group, series_names[1])].add(row["license_key"])
+    kept = {key[3] for key in counts}
+    axis = [
+        (p, p.isoformat())
+        for p in (_periods(min(kept), max(kept), aggregation) if kept else ())
+        if (start is None or p >= start) and (end is None or p <= end)
+    ]
+
+    def series_item(scope: str | None, group: str | None, name: str) -> dict:
+        item: dict[str, Any] = {"name": name}
+        if metric == "conversion" and group is not None:
+            item["conversionType"] = group
+        if metric == "churn":
+            item["uniqueTotal"] = len(uniques.get((scope, group, name), ()))
+        item["elements"] = [
+            {"date": iso, "count": counts.get((scope, group, name, p), 0)} for p, iso in axis
+        ]
+        return item
+
+    def body(scope: str | None) -> dict:
+        if metric == "conversion":
+            return {
+                "series": [
+                    series_item(scope, group, name) for name in series_names for group in groups
+                ]
+            }
+        return {
+            "datasets": [
+                {"name": group, "series": [series_item(scope, group, n) for n in series_names]}
+                for group in groups
+            ]
+        }
+
+    addon_keys = sorted({row["addon_key"] for row in rows})
     return {
         "_links": {"self": {"href": f"/sales/metrics/{metric}"}},
-        "total": {"name": TOTAL_NAMES[metric], **body(kept)},
+        "total": {"name": TOTAL_NAMES[metric], **body(None)},
         "addons": [
-            {"addonKey": key, "name": names.get(key, key), **body(by_addon.get(key, []))}
-            for key in addon_keys
+            {"addonKey": key, "name": names.get(key, key), **body(key)} for key in addon_keys
         ],
     }
 
