@@ -1,0 +1,223 @@
+"""Record keys, row hashes, date windows and metric flattening for the marketplace source."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from pipelines.errors import UserError
+from pipelines.marketplace import settings
+from pipelines.marketplace.client import MarketplaceClient
+from pipelines.marketplace.exports import ExportRunner
+
+# ---- identities (METRICS.md, "Identities") ----------------------------------------------------
+
+
+def license_key(license: Mapping[str, Any]) -> str | None:
+    """Cloud: appEntitlementId, else addonLicenseId; Server/Data Center: addonLicenseId.
+
+    Not "entitlement number else SEN": Data Center licenses gained entitlement numbers in 2025
+    and that key splits one license in two.
+    """
+    if license.get("hosting") == "Cloud":
+        return license.get("appEntitlementId") or license.get("addonLicenseId")
+    return license.get("addonLicenseId")
+
+
+def transaction_license_key(transaction: Mapping[str, Any]) -> str | None:
+    """The license a transaction line belongs to; hosting sits in purchaseDetails there."""
+    hosting = (transaction.get("purchaseDetails") or {}).get("hosting")
+    if hosting == "Cloud":
+        return transaction.get("appEntitlementId") or transaction.get("addonLicenseId")
+    return transaction.get("addonLicenseId")
+
+
+def transaction_key(transaction: Mapping[str, Any]) -> str:
+    """One column for (transactionId, transactionLineItemId): scd2's merge key is matched as
+    one value, and a plain concatenation of the two could make two lines collide."""
+    return f"{transaction.get('transactionId')}|{transaction.get('transactionLineItemId')}"
+
+
+def has_insights(license: Mapping[str, Any]) -> bool:
+    """True for the copy fetched with withDataInsights (ma keeps the copy that has it)."""
+    return license.get("evaluationOpportunitySize") is not None
+
+
+def _canonical(value: Any) -> Any:
+    """Nested arrays sorted (by their canonical encoding) so that order alone changes no hash:
+    the API's array order is unstable (proratedDetails, for one)."""
+    if isinstance(value, Mapping):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_canonical(item) for item in value]
+        return sorted(items, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+    return value
+
+
+def row_hash(record: Mapping[str, Any]) -> str:
+    """Key of a record that has no id (feedback, attribution, metric events)."""
+    encoded = orjson.dumps(_canonical(record), option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+# ---- dates -------------------------------------------------------------------------------------
+
+
+def parse_date(value: str | dt.date, what: str) -> dt.date:
+    """A YYYY-MM-DD date, or a UserError naming the setting or option it came from."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise UserError(f"{what} must be a date like 2024-01-31, not {value!r}.") from None
+
+
+def iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Same day-of-month `months` later (or earlier), clamped to the month's last day."""
+    month_index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    next_first = dt.date(year + (month == 12), month % 12 + 1, 1)
+    last_day = (next_first - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last_day))
+
+
+def first_of_month(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+class Window(NamedTuple):
+    """A query window; `end` is inclusive, None means open-ended (up to the API's today)."""
+
+    start: dt.date
+    end: dt.date | None
+    insights: bool = True
+
+
+def windows(start: dt.date, today: dt.date, months: int) -> list[Window]:
+    """Consecutive windows of `months` from `start`; the last is open-ended so that nothing
+    after our clock's today (the API's day may be ahead of ours) is left out."""
+    result: list[Window] = []
+    current = start
+    while True:
+        following = add_months(current, months)
+        if following > today:
+            result.append(Window(current, None))
+            return result
+        result.append(Window(current, following - dt.timedelta(days=1)))
+        current = following
+
+
+def license_windows(start: dt.date) -> list[Window]:
+    """Licenses from `start`: withDataInsights only applies from 2018-07-01, so the part before
+    is a separate export without it. The insights window comes first: a license returned by
+    both keeps the copy with insights (the first one seen wins)."""
+    if start >= settings.INSIGHTS_START:
+        return [Window(start, None, True)]
+    before = settings.INSIGHTS_START - dt.timedelta(days=1)
+    return [Window(settings.INSIGHTS_START, None, True), Window(start, before, False)]
+
+
+def window_params(window: Window) -> dict[str, str]:
+    params = {"startDate": window.start.isoformat()}
+    if window.end is not None:
+        params["endDate"] = window.end.isoformat()
+    return params
+
+
+def lookback_start(cursor: str | dt.date, lookback_days: int) -> dt.date:
+    """Where an incremental run starts reading: the saved cursor minus the look-back (records
+    are rewritten after the fact and their dates have day granularity)."""
+    return parse_date(cursor, "the saved cursor") - dt.timedelta(days=max(0, lookback_days))
+
+
+def later(a: str | None, b: str | None) -> str | None:
+    """The later of two ISO dates (either may be missing)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    return max(a, b)
+
+
+# ---- Atlassian's metric figures -------------------------------------------------------------
+
+
+def flatten_metric_aggregates(metric: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One row per (period, app, billing period, conversion type, series) with its count.
+
+    Churn and renewal nest series under datasets named by billing period; conversion has a
+    flat series list with a conversionType each. Only the per-app figures are kept: the total
+    is their sum (and `uniqueTotal`, a distinct count, cannot be summed anyway).
+    """
+    for addon in body.get("addons") or []:
+        addon_key = addon.get("addonKey")
+        groups = addon.get("datasets")
+        if groups is None:
+            groups = [{"name": None, "series": addon.get("series") or []}]
+        for group in groups:
+            for series in group.get("series") or []:
+                for element in series.get("elements") or []:
+                    yield {
+                        "metric": metric,
+                        "aggregation": "month",
+                        "period_start": element.get("date"),
+                        "addon_key": addon_key,
+                        "billing_period": group.get("name"),
+                        "conversion_type": series.get("conversionType"),
+                        "series": series.get("name"),
+                        "count": element.get("count"),
+                    }
+
+
+# ---- one run's extraction context -------------------------------------------------------------
+
+
+@dataclass
+class Extraction:
+    """What every resource of one run shares: the client, the export routine and the plan."""
+
+    client: MarketplaceClient
+    exporter: ExportRunner
+    first_day: dt.date
+    lookback_days: int
+    backfill: bool
+    today: dt.date
+    # First day of the metric events' re-read window (set once by the source).
+    events_from: dt.date | None = None
+
+    def incremental_start(self, cursor: str | None) -> dt.date | None:
+        """None means backfill: asked for, or nothing saved yet for this resource."""
+        if self.backfill or not cursor:
+            return None
+        return lookback_start(cursor, self.lookback_days)
+
+
+def batched(
+    records: Iterable[dict[str, Any]], size: int = settings.BATCH_SIZE
+) -> Iterator[list[dict[str, Any]]]:
+    """Lists of records: dlt processes a list per step much faster than one item per step."""
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def sort_nested_lists(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every nested array in a stable order: the API's order is not stable
+    (proratedDetails), and scd2 would record a reordering as a new version."""
+    return _canonical(record)  # type: ignore[no-any-return]
