@@ -52,7 +52,11 @@ def simulate(
     """Serve a local Marketplace reporting API for a deterministic synthetic vendor."""
     from pipelines.simulator.server import serve
 
-    serve(port=port, seed=seed, size=size, faults=faults)
+    try:
+        serve(port=port, seed=seed, size=size, faults=faults)
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown: for a server that is a clean stop.
+        err_console.print("simulator stopped.")
 
 
 def main() -> None:

@@ -172,14 +172,19 @@ def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
     """A top-level JSON array sent in chunks: no Content-Length, never one body in memory."""
 
     def chunks() -> Iterator[bytes]:
-        yield b"["
-        first = True
+        # The brackets ride on the first and last batch, so every chunk carries records and a
+        # truncation fault always cuts through one.
         iterator = iter(records)
-        while batch := list(itertools.islice(iterator, _CHUNK_RECORDS)):
-            body = b",".join(orjson.dumps(r) for r in batch)
-            yield body if first else b"," + body
-            first = False
-        yield b"]"
+        batch = list(itertools.islice(iterator, _CHUNK_RECORDS))
+        prefix = b"["
+        while True:
+            following = list(itertools.islice(iterator, _CHUNK_RECORDS)) if batch else []
+            body = prefix + b",".join(orjson.dumps(r) for r in batch)
+            if not following:
+                yield body + b"]"
+                return
+            yield body
+            prefix, batch = b",", following
 
     return StreamingResponse(chunks(), media_type="application/json")
 
@@ -522,7 +527,7 @@ async def admin_expected(request: Request) -> Response:
     table = request.path_params["table"]
     if table not in EXPECTED_TABLES:
         raise ApiError(404, f"No expected table named {table}.")
-    return json_response(getattr(_state(request).expected(), table))
+    return stream_array(getattr(_state(request).expected(), table))
 
 
 # ---------------------------------------------------------------- app
@@ -677,14 +682,9 @@ def _truncating(send: Send, receive: Receive, whole_chunks: int) -> Send:
     passthrough = False
 
     async def cut(body: bytes) -> None:
-        if body:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": body[: len(body) // 2 or 1],
-                    "more_body": True,
-                }
-            )
+        if len(body) > 1:
+            half = body[: len(body) // 2]
+            await send({"type": "http.response.body", "body": half, "more_body": True})
         await _close_connection(receive)
         raise _Truncated
 
@@ -726,13 +726,19 @@ def build_state(
     """Build the vendor and the state a server runs on; bad arguments raise UserError."""
     from pipelines.simulator.vendor import SyntheticVendor
 
-    if isinstance(size, str) and size not in SIZES:
-        if not size.isdigit():
-            raise UserError(f"Unknown vendor size {size!r}: use tiny, small, large or a number.")
-        size = int(size)
+    size = parse_size(size)
     config = parse_faults(faults)
     vendor = SyntheticVendor(seed=seed, size=size, today=today)
     return SimulatorState(vendor, FaultInjector(config), email, api_token, seed=seed, size=size)
+
+
+def parse_size(size: str | int) -> str | int:
+    """tiny, small, large, or a number of licenses."""
+    if isinstance(size, int) or size in SIZES:
+        return size
+    if not size.isdigit():
+        raise UserError(f"Unknown vendor size {size!r}: use tiny, small, large or a number.")
+    return int(size)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -760,8 +766,9 @@ def serve(
     host = "127.0.0.1"
     if not 0 < port < 65536:
         raise UserError(f"Port {port} is not a TCP port (1-65535).")
-    _check_port_free(host, port)
+    parse_size(size)
     parse_faults(faults)
+    _check_port_free(host, port)
     started = time.perf_counter()
     with console.status(f"Building the {size} synthetic vendor (seed {seed})..."):
         state = build_state(seed, size, faults, email, api_token)
