@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 PAID_SALE_TYPES = frozenset({"New", "Renewal", "Upgrade", "Downgrade"})
 METRICS = ("churn", "renewal", "conversion")
@@ -55,25 +55,123 @@ class MetricVars:
     amount_basis: str = "vendor_amount"
 
 
+class TermRow(NamedTuple):
+    """One row of `MetricTables.terms`."""
+
+    license_key: str
+    addon_key: str
+    hosting: str
+    start_date: date
+    end_date: date
+    billing_period: str
+    amount: float
+    purchase_price: float
+    is_refunded: bool
+
+
+class OpportunityRow(NamedTuple):
+    """One row of `MetricTables.renewal_opportunities`."""
+
+    license_key: str
+    addon_key: str
+    end_date: date
+    month: date
+    billing_period: str
+    outcome: str
+    renewal_start_date: date | None
+    renewal_transaction_id: str | None
+
+
+class EvaluationRow(NamedTuple):
+    """One row of `MetricTables.evaluations`."""
+
+    license_key: str
+    addon_key: str
+    start_date: date
+    end_date: date
+    is_converted: bool
+    conversion_sale_date: date | None
+    conversion_transaction_id: str | None
+    days_to_convert: int | None
+    conversion_type: str
+    is_open: bool
+
+
+class EventRow(NamedTuple):
+    """What a details event needs besides the license's identity."""
+
+    event_date: date
+    addon_key: str
+    license_key: str
+    transaction_id: str | None
+    maintenance_start_date: date
+    maintenance_end_date: date
+
+
+class Spine(NamedTuple):
+    """One license's MRR months: the term valued at each month's snapshot day, or None."""
+
+    license_key: str
+    addon_key: str
+    first_month: int  # `_month_index` of the first month
+    terms: list[_Term | None]
+
+
 @dataclass
 class MetricTables:
-    """Every ground-truth table, one list of row dicts each, as of one day.
+    """Every ground-truth table as of one day.
 
-    The last two fields are not tables: they keep what `details_events` needs to render the
-    per-event records the API serves.
+    The per-license tables are kept as compact rows (`*_rows`, `spines`) and turned into lists of
+    dicts on first access: a large vendor has tens of millions of MRR months, and the server only
+    ever needs the aggregates and the events. `events` and `identities` keep what
+    `details_events` needs.
     """
 
     as_of: date
-    terms: list[dict] = field(default_factory=list)
-    renewal_opportunities: list[dict] = field(default_factory=list)
     churn: list[dict] = field(default_factory=list)
     renewal: list[dict] = field(default_factory=list)
-    evaluations: list[dict] = field(default_factory=list)
     conversion: list[dict] = field(default_factory=list)
-    mrr_movements: list[dict] = field(default_factory=list)
     mrr: list[dict] = field(default_factory=list)
-    events: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
-    identities: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)
+    term_rows: list[TermRow] = field(default_factory=list, repr=False)
+    opportunity_rows: list[OpportunityRow] = field(default_factory=list, repr=False)
+    evaluation_rows: list[EvaluationRow] = field(default_factory=list, repr=False)
+    spines: list[Spine] = field(default_factory=list, repr=False)
+    events: dict[str, list[EventRow]] = field(default_factory=dict, repr=False)
+    identities: dict[str, tuple] = field(default_factory=dict, repr=False)
+    _dicts: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def terms(self) -> list[dict]:
+        """license_key, addon_key, hosting, start_date, end_date, billing_period, amount, ..."""
+        return self._as_dicts("terms", self.term_rows)
+
+    @property
+    def renewal_opportunities(self) -> list[dict]:
+        """license_key, addon_key, end_date, month, billing_period, outcome, renewal_*."""
+        return self._as_dicts("renewal_opportunities", self.opportunity_rows)
+
+    @property
+    def evaluations(self) -> list[dict]:
+        """license_key, addon_key, start_date, end_date, is_converted, conversion_*, ..."""
+        return self._as_dicts("evaluations", self.evaluation_rows)
+
+    @property
+    def mrr_movements(self) -> list[dict]:
+        """month, license_key, addon_key, mrr, prior_mrr, movement_type, movement_amount."""
+        rows = self._dicts.get("mrr_movements")
+        if rows is None:
+            rows = [row for spine in self.spines for row in _movement_rows(spine)]
+            # Stable sort: licenses stay in key order within a month.
+            rows.sort(key=lambda row: row["month"])
+            self._dicts["mrr_movements"] = rows
+        return rows
+
+    def _as_dicts(self, name: str, rows: list[tuple]) -> list[dict]:
+        """Turn compact rows into dicts once, and keep them."""
+        dicts = self._dicts.get(name)
+        if dicts is None:
+            dicts = self._dicts[name] = [row._asdict() for row in rows]  # type: ignore[attr-defined]
+        return dicts
 
 
 @dataclass(slots=True)
@@ -90,6 +188,8 @@ class _Term:
     purchase_price: float
     is_refunded: bool
     first_paid: tuple  # (saleDate, lineItemId, txId) of the earliest paid transaction
+    monthly: float  # its MRR: amount / 12 for Annual, amount for Monthly
+    units: int  # the same in twelfths of a cent, so that app totals add up exactly
 
 
 def license_key(record: dict) -> str:
@@ -145,9 +245,43 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _identity(record: dict) -> dict:
+def _identity(record: dict) -> tuple:
     """Keep the fields of a license or transaction record that a details event shows."""
-    return {name: record.get(name) for name in IDENTITY_FIELDS}
+    return tuple(record.get(name) for name in IDENTITY_FIELDS)
+
+
+def _movement(mrr: float, prior: float, had_mrr: bool) -> str:
+    """Classify one license's move from the prior month's MRR to this month's."""
+    if mrr > 0 and prior > 0:
+        if mrr - prior > MOVEMENT_TOLERANCE:
+            return "expansion"
+        if mrr - prior < -MOVEMENT_TOLERANCE:
+            return "contraction"
+        return "unchanged"
+    if mrr > 0:
+        return "reactivation" if had_mrr else "new"
+    if prior > 0:
+        return "churn"
+    return "unchanged"
+
+
+def _movement_rows(spine: Spine) -> Iterator[dict]:
+    """Yield the mrr_movements rows of one license."""
+    prior = 0.0
+    had_mrr = False
+    for offset, term in enumerate(spine.terms):
+        mrr = term.monthly if term is not None else 0.0
+        yield {
+            "month": _month_start(spine.first_month + offset),
+            "license_key": spine.license_key,
+            "addon_key": spine.addon_key,
+            "mrr": mrr,
+            "prior_mrr": prior,
+            "movement_type": _movement(mrr, prior, had_mrr),
+            "movement_amount": mrr - prior,
+        }
+        had_mrr = had_mrr or mrr > 0
+        prior = mrr
 
 
 def compute_metrics(
@@ -174,10 +308,11 @@ def compute_metrics(
         raise ValueError(f"amount_basis must be one of {sorted(AMOUNT_BASES)}")
     basis_field = AMOUNT_BASES[params.amount_basis]
     latest_update: date | None = None
+    updated_at = IDENTITY_FIELDS.index("lastUpdated")
 
     # Evaluations: (license_key, start) -> [addon_key, end]; license identities for details.
     eval_found: dict[tuple[str, date], list] = {}
-    identities: dict[str, dict] = {}
+    identities: dict[str, tuple] = {}
     for lic in licenses:
         updated = _to_date(lic.get("lastUpdated"))
         if updated is not None and (latest_update is None or updated > latest_update):
@@ -186,7 +321,7 @@ def compute_metrics(
             continue
         key = license_key(lic)
         known = identities.get(key)
-        if known is None or (lic.get("lastUpdated") or "") > (known["lastUpdated"] or ""):
+        if known is None or (lic.get("lastUpdated") or "") > (known[updated_at] or ""):
             identities[key] = _identity(lic)
         forms = []
         if str(lic.get("licenseType") or "").upper() == "EVALUATION":
@@ -206,7 +341,7 @@ def compute_metrics(
 
     # One compact tuple per transaction line, grouped by license.
     by_key: dict[str, list[tuple]] = defaultdict(list)
-    tx_identities: dict[str, dict] = {}
+    tx_identities: dict[str, tuple] = {}
     for tx in transactions:
         updated = _to_date(tx.get("lastUpdated"))
         if updated is not None and (latest_update is None or updated > latest_update):
@@ -216,7 +351,7 @@ def compute_metrics(
         hosting = pd.get("hosting")
         if hosting == "Cloud" and key not in identities:
             known = tx_identities.get(key)
-            if known is None or (tx.get("lastUpdated") or "") > (known["lastUpdated"] or ""):
+            if known is None or (tx.get("lastUpdated") or "") > (known[updated_at] or ""):
                 tx_identities[key] = _identity(tx)
         by_key[key].append(
             (
@@ -235,6 +370,7 @@ def compute_metrics(
         )
     for key, ident in tx_identities.items():
         identities.setdefault(key, ident)
+    del tx_identities
 
     if as_of is None:
         as_of = latest_update or date.today()
@@ -248,10 +384,10 @@ def compute_metrics(
     tables = MetricTables(as_of=as_of)
     builder = _Builder(tables, params)
     for key in sorted(set(by_key) | set(evals_by_key)):
-        builder.add_license(key, by_key.get(key, ()), evals_by_key.get(key, ()))
+        builder.add_license(key, by_key.pop(key, ()), evals_by_key.get(key, ()))
     builder.finish()
 
-    event_keys = {event["licenseKey"] for events in tables.events.values() for event in events}
+    event_keys = {event.license_key for events in tables.events.values() for event in events}
     tables.identities = {key: identities[key] for key in event_keys if key in identities}
     return tables
 
@@ -267,24 +403,21 @@ class _Builder:
             params: The tunable rules.
         """
         self.tables = tables
-        self.params = params
         self.as_of = tables.as_of
         self.as_of_index = _month_index(tables.as_of)
         self.grace = timedelta(days=params.grace_days)
         self.window = timedelta(days=params.conversion_window_days)
         self.snapshots: dict[int, date] = {}
-        self.months: dict[int, date] = {}
-        # (month index, addon) -> mrr values, movement amounts by type, paying count
-        self.mrr_acc: dict[tuple[int, str], dict[str, Any]] = {}
+        # (month index, addon) -> [mrr, new, expansion, contraction, churn, reactivation] in
+        # twelfths of a cent, then the paying licenses
+        self.mrr_acc: dict[tuple[int, str], list[int]] = {}
         tables.events = {metric: [] for metric in METRICS}
 
     def _snapshot(self, index: int) -> date:
         """Return the MRR snapshot day of a month: least(last day of the month, as_of)."""
         day = self.snapshots.get(index)
         if day is None:
-            day = min(_month_end(index), self.as_of)
-            self.snapshots[index] = day
-            self.months[index] = _month_start(index)
+            day = self.snapshots[index] = min(_month_end(index), self.as_of)
         return day
 
     def add_license(
@@ -307,7 +440,7 @@ class _Builder:
         if counted:
             self._mrr(key, counted)
 
-    def _terms(self, key: str, lines: Iterable[tuple]) -> list[_Term]:
+    def _terms(self, key: str, lines: Sequence[tuple]) -> list[_Term]:
         """Group paid lines and refunds into terms and append them to the terms table."""
         paid: dict[tuple[date, date], list[tuple]] = defaultdict(list)
         refunds: dict[tuple[date, date], list[tuple]] = defaultdict(list)
@@ -327,6 +460,8 @@ class _Builder:
             purchase_price = round(math.fsum(line[4] for line in both), 2)
             latest = max(paid_lines, key=lambda line: line[:3])
             first = min(paid_lines, key=lambda line: line[:3])
+            annual = latest[6] == "Annual"
+            cents = round(amount * 100)
             terms.append(
                 _Term(
                     start=start,
@@ -339,21 +474,23 @@ class _Builder:
                     purchase_price=purchase_price,
                     is_refunded=purchase_price <= 0,
                     first_paid=first[:3],
+                    monthly=amount / 12 if annual else amount,
+                    units=cents if annual else cents * 12,
                 )
             )
         terms.sort(key=lambda t: (t.start, t.end))
-        self.tables.terms.extend(
-            {
-                "license_key": key,
-                "addon_key": t.addon_key,
-                "hosting": t.hosting,
-                "start_date": t.start,
-                "end_date": t.end,
-                "billing_period": t.billing_period,
-                "amount": t.amount,
-                "purchase_price": t.purchase_price,
-                "is_refunded": t.is_refunded,
-            }
+        self.tables.term_rows.extend(
+            TermRow(
+                key,
+                t.addon_key,
+                t.hosting,
+                t.start,
+                t.end,
+                t.billing_period,
+                t.amount,
+                t.purchase_price,
+                t.is_refunded,
+            )
             for t in terms
         )
         return terms
@@ -382,28 +519,22 @@ class _Builder:
                 outcome = "cancelled"
             else:
                 outcome = "pending"
-            self.tables.renewal_opportunities.append(
-                {
-                    "license_key": key,
-                    "addon_key": ended.addon_key,
-                    "end_date": end,
-                    "month": end.replace(day=1),
-                    "billing_period": ended.billing_period,
-                    "outcome": outcome,
-                    "renewal_start_date": renewing.start if renewing else None,
-                    "renewal_transaction_id": renewing.first_paid[2] if renewing else None,
-                }
+            renewal_tx = renewing.first_paid[2] if renewing else None
+            self.tables.opportunity_rows.append(
+                OpportunityRow(
+                    key,
+                    ended.addon_key,
+                    end,
+                    end.replace(day=1),
+                    ended.billing_period,
+                    outcome,
+                    renewing.start if renewing else None,
+                    renewal_tx,
+                )
             )
             if outcome != "pending":
                 self.tables.events["churn" if outcome == "cancelled" else "renewal"].append(
-                    {
-                        "licenseKey": key,
-                        "addonKey": ended.addon_key,
-                        "eventDate": end,
-                        "transactionId": renewing.first_paid[2] if renewing else None,
-                        "maintenanceStartDate": ended.start,
-                        "maintenanceEndDate": ended.end,
-                    }
+                    EventRow(end, ended.addon_key, key, renewal_tx, ended.start, ended.end)
                 )
 
     def _evaluations(
@@ -432,48 +563,38 @@ class _Builder:
             closes = end + self.window
             at = bisect_left(sales, start)
             sale = news[at] if at < len(news) and sales[at] <= closes else None
-            conversion_type = (
-                "Upgrade"
-                if first_term_start is not None and first_term_start < start
-                else "Net New"
-            )
-            self.tables.evaluations.append(
-                {
-                    "license_key": key,
-                    "addon_key": addon_key,
-                    "start_date": start,
-                    "end_date": end,
-                    "is_converted": sale is not None,
-                    "conversion_sale_date": sale[0] if sale else None,
-                    "conversion_transaction_id": sale[2] if sale else None,
-                    "days_to_convert": (sale[0] - start).days if sale else None,
-                    "conversion_type": conversion_type,
-                    "is_open": closes > self.as_of,
-                }
+            upgrade = first_term_start is not None and first_term_start < start
+            self.tables.evaluation_rows.append(
+                EvaluationRow(
+                    key,
+                    addon_key,
+                    start,
+                    end,
+                    sale is not None,
+                    sale[0] if sale else None,
+                    sale[2] if sale else None,
+                    (sale[0] - start).days if sale else None,
+                    "Upgrade" if upgrade else "Net New",
+                    closes > self.as_of,
+                )
             )
             if sale is not None:
                 self.tables.events["conversion"].append(
-                    {
-                        "licenseKey": key,
-                        "addonKey": addon_key,
-                        "eventDate": sale[0],
-                        "transactionId": sale[2],
-                        "maintenanceStartDate": sale[7],
-                        "maintenanceEndDate": sale[8],
-                    }
+                    EventRow(sale[0], addon_key, key, sale[2], sale[7], sale[8])
                 )
 
     def _mrr(self, key: str, counted: list[_Term]) -> None:
-        """Append one license's month spine of MRR and movements, and add it to the app totals."""
+        """Record one license's month spine and add its MRR and movements to the app totals."""
         starts = [t.start for t in counted]
         max_end = list(accumulate((t.end for t in counted), max))
         addon_key = counted[-1].addon_key
-        prior = 0.0
+        first_month = _month_index(counted[0].start)
+        spine: list[_Term | None] = []
+        prior: _Term | None = None
         had_mrr = False
-        movements = self.tables.mrr_movements
-        for index in range(_month_index(counted[0].start), self.as_of_index + 1):
+        for index in range(first_month, self.as_of_index + 1):
             day = self._snapshot(index)
-            mrr = 0.0
+            term = None
             covering = bisect_right(starts, day)  # terms that start on or before the snapshot
             if covering and max_end[covering - 1] > day:
                 # Walk back from the latest start: the later-starting term wins where two cover.
@@ -481,52 +602,32 @@ class _Builder:
                 while counted[at].end <= day:
                     at -= 1
                 term = counted[at]
-                mrr = term.amount / 12 if term.billing_period == "Annual" else term.amount
-            delta = mrr - prior
-            if mrr > 0 and prior > 0:
-                if delta > MOVEMENT_TOLERANCE:
-                    movement = "expansion"
-                elif delta < -MOVEMENT_TOLERANCE:
-                    movement = "contraction"
-                else:
-                    movement = "unchanged"
-            elif mrr > 0:
-                movement = "reactivation" if had_mrr else "new"
-            elif prior > 0:
-                movement = "churn"
-            else:
-                movement = "unchanged"
-            month = self.months[index]
-            movements.append(
-                {
-                    "month": month,
-                    "license_key": key,
-                    "addon_key": addon_key,
-                    "mrr": mrr,
-                    "prior_mrr": prior,
-                    "movement_type": movement,
-                    "movement_amount": delta,
-                }
-            )
+            spine.append(term)
+            mrr = term.monthly if term is not None else 0.0
+            units = term.units if term is not None else 0
+            prior_mrr = prior.monthly if prior is not None else 0.0
+            prior_units = prior.units if prior is not None else 0
             acc = self.mrr_acc.get((index, addon_key))
             if acc is None:
-                acc = {"mrr": [], "paying": 0, **{name: [] for name in _MOVEMENT_COLUMNS}}
-                self.mrr_acc[(index, addon_key)] = acc
-            acc["mrr"].append(mrr)
-            if mrr > 0:
-                acc["paying"] += 1
-                had_mrr = True
+                acc = self.mrr_acc[(index, addon_key)] = [0] * 7
+            acc[0] += units
+            movement = _movement(mrr, prior_mrr, had_mrr)
             if movement != "unchanged":
-                acc[movement].append(delta)
-            prior = mrr
+                acc[_MOVEMENT_SLOTS[movement]] += units - prior_units
+            if mrr > 0:
+                acc[6] += 1
+                had_mrr = True
+            prior = term
+        if spine:
+            self.tables.spines.append(Spine(key, addon_key, first_month, spine))
 
     def finish(self) -> None:
         """Aggregate the per-license rows into the churn, renewal, conversion and MRR tables."""
         tables = self.tables
         counts: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        for opp in tables.renewal_opportunities:
-            slot = {"renewed": 0, "cancelled": 1, "pending": 2}[opp["outcome"]]
-            counts[(opp["month"], opp["addon_key"], opp["billing_period"])][slot] += 1
+        for opp in tables.opportunity_rows:
+            slot = {"renewed": 0, "cancelled": 1, "pending": 2}[opp.outcome]
+            counts[(opp.month, opp.addon_key, opp.billing_period)][slot] += 1
         for (month, addon_key, billing_period), (renewed, cancelled, pending) in sorted(
             counts.items()
         ):
@@ -551,13 +652,11 @@ class _Builder:
                 }
             )
 
-        groups: dict[tuple[date, str, str], list[dict]] = defaultdict(list)
-        for ev in tables.evaluations:
-            groups[
-                (ev["start_date"].replace(day=1), ev["addon_key"], ev["conversion_type"])
-            ].append(ev)
+        groups: dict[tuple[date, str, str], list[EvaluationRow]] = defaultdict(list)
+        for ev in tables.evaluation_rows:
+            groups[(ev.start_date.replace(day=1), ev.addon_key, ev.conversion_type)].append(ev)
         for (month, addon_key, conversion_type), evs in sorted(groups.items()):
-            days = [ev["days_to_convert"] for ev in evs if ev["is_converted"]]
+            days = [ev.days_to_convert for ev in evs if ev.days_to_convert is not None]
             tables.conversion.append(
                 {
                     "month": month,
@@ -565,31 +664,35 @@ class _Builder:
                     "conversion_type": conversion_type,
                     "evaluations": len(evs),
                     "conversions": len(days),
-                    "open_evaluations": sum(1 for ev in evs if ev["is_open"]),
+                    "open_evaluations": sum(1 for ev in evs if ev.is_open),
                     "conversion_rate": _rate(len(days), len(evs)),
                     "median_days_to_convert": statistics.median(days) if days else None,
                 }
             )
 
-        tables.mrr_movements.sort(key=lambda row: (row["month"], row["license_key"]))
         for (index, addon_key), acc in sorted(self.mrr_acc.items()):
-            # fsum: the exact sum, whatever order the licenses come in.
-            mrr = math.fsum(acc["mrr"])
+            # Sums were kept in twelfths of a cent: exact whatever order licenses come in.
+            mrr = acc[0] / UNITS_PER_DOLLAR
             tables.mrr.append(
                 {
-                    "month": self.months[index],
+                    "month": _month_start(index),
                     "addon_key": addon_key,
                     "mrr": mrr,
                     "arr": mrr * 12,
-                    **{column: math.fsum(acc[name]) for name, column in _MOVEMENT_COLUMNS.items()},
-                    "paying_licenses": acc["paying"],
+                    **{
+                        column: acc[_MOVEMENT_SLOTS[name]] / UNITS_PER_DOLLAR
+                        for name, column in _MOVEMENT_COLUMNS.items()
+                    },
+                    "paying_licenses": acc[6],
                 }
             )
         self.mrr_acc = {}
         for events in tables.events.values():
-            events.sort(key=lambda e: (e["eventDate"], e["addonKey"], e["licenseKey"]))
+            events.sort(key=lambda e: (e.event_date, e.addon_key, e.license_key))
 
 
+# Twelfths of a cent per dollar: an Annual term's MRR (amount / 12) is a whole number of them.
+UNITS_PER_DOLLAR = 1200
 # movement_type -> column of the per-app MRR table
 _MOVEMENT_COLUMNS = {
     "new": "new_mrr",
@@ -598,6 +701,8 @@ _MOVEMENT_COLUMNS = {
     "churn": "churned_mrr",
     "reactivation": "reactivation_mrr",
 }
+# movement_type -> its slot in a `_Builder.mrr_acc` accumulator
+_MOVEMENT_SLOTS = {name: slot for slot, name in enumerate(_MOVEMENT_COLUMNS, start=1)}
 
 
 def _period_start(day: date, aggregation: str) -> date:
@@ -629,8 +734,9 @@ def aggregate_payload(
 ) -> dict:
     """Render the JSON body of GET sales/metrics/{churn|renewal|conversion}.
 
-    Every series lists every period from the first to the last period that holds data for this
-    metric (within `start`..`end`), zeros included, so all series share one date axis.
+    Every series lists every period from the first to the last period that holds a counted row
+    for this metric (within `start`..`end`), zeros included, so all series share one date axis.
+    Pending opportunities count nowhere.
 
     Args:
         tables: The computed tables.
@@ -642,8 +748,8 @@ def aggregate_payload(
         addon_names: addon_key -> display name; the key stands in for a missing name.
 
     Returns:
-        `{"_links", "total", "addons"}` shaped as the API's CalculatedChurn, CalculatedRenewals
-        or CalculatedConversions.
+        `{"total", "addons"}` shaped as the API's CalculatedChurn, CalculatedRenewals or
+        CalculatedConversions; the server adds `_links`, which needs its own URL.
 
     Raises:
         ValueError: On an unknown metric, aggregation or group_by.
@@ -656,13 +762,11 @@ def aggregate_payload(
         raise ValueError("group_by must be None or 'conversionType'")
     names = addon_names or {}
     if metric == "conversion":
-        rows = tables.evaluations
-        date_field = "start_date"
+        rows: list[Any] = tables.evaluation_rows
         series_names: tuple[str, str] = ("Evaluations", "Conversions")
         groups: tuple[str | None, ...] = CONVERSION_TYPES if group_by else (None,)
     else:
-        rows = tables.renewal_opportunities
-        date_field = "end_date"
+        rows = tables.opportunity_rows
         denominator, numerator, outcome = SERIES_NAMES[metric]
         series_names = (denominator, numerator)
         groups = BILLING_PERIODS
@@ -672,34 +776,30 @@ def aggregate_payload(
     uniques: dict[tuple, set[str]] = defaultdict(set)
     periods: dict[date, date] = {}
     for row in rows:
-        day = row[date_field]
+        day = row.start_date if metric == "conversion" else row.end_date
         period = periods.get(day)
         if period is None:
             period = periods[day] = _period_start(day, aggregation)
         if (start is not None and period < start) or (end is not None and period > end):
             continue
         if metric == "conversion":
-            group = row["conversion_type"] if group_by else None
-            hit = row["is_converted"]
+            group = row.conversion_type if group_by else None
+            hit = row.is_converted
         else:
-            if row["outcome"] == "pending":
-                continue  # neither a customer lost nor kept yet: Atlassian counts it later
-            group = row["billing_period"]
-            hit = row["outcome"] == outcome
-        for scope in (None, row["addon_key"]):
+            if row.outcome == "pending":
+                continue  # neither lost nor kept yet
+            group = row.billing_period
+            hit = row.outcome == outcome
+        for scope in (None, row.addon_key):
             counts[(scope, group, series_names[0], period)] += 1
             if hit:
                 counts[(scope, group, series_names[1], period)] += 1
             if metric == "churn":
-                uniques[(scope, group, series_names[0])].add(row["license_key"])
+                uniques[(scope, group, series_names[0])].add(row.license_key)
                 if hit:
-                    uniques[(scope, group, series_names[1])].add(row["license_key"])
+                    uniques[(scope, group, series_names[1])].add(row.license_key)
     kept = {key[3] for key in counts}
-    axis = [
-        (p, p.isoformat())
-        for p in (_periods(min(kept), max(kept), aggregation) if kept else ())
-        if (start is None or p >= start) and (end is None or p <= end)
-    ]
+    axis = [(p, p.isoformat()) for p in _periods(min(kept), max(kept), aggregation)] if kept else []
 
     def series_item(scope: str | None, group: str | None, name: str) -> dict:
         item: dict[str, Any] = {"name": name}
@@ -726,9 +826,8 @@ def aggregate_payload(
             ]
         }
 
-    addon_keys = sorted({row["addon_key"] for row in rows})
+    addon_keys = sorted({row.addon_key for row in rows})
     return {
-        "_links": {"self": {"href": f"/sales/metrics/{metric}"}},
         "total": {"name": TOTAL_NAMES[metric], **body(None)},
         "addons": [
             {"addonKey": key, "name": names.get(key, key), **body(key)} for key in addon_keys
@@ -742,8 +841,9 @@ def details_events(
     """Render the event records of GET sales/metrics/{metric}/details.
 
     churn: one event per cancelled opportunity; renewal: one per renewed opportunity (both dated
-    at the end of the term that ended, whose dates `licenseDetails` shows); conversion: one per
-    converted evaluation, dated at the converting sale, with that sale's term dates.
+    at the end of the term that ended, whose dates `licenseDetails` shows; a renewal carries the
+    renewing transaction); conversion: one per converted evaluation, dated at the converting
+    sale, with that sale's transaction and term dates.
 
     Args:
         tables: The computed tables.
@@ -762,26 +862,27 @@ def details_events(
     overrides = licenses_by_key or {}
     out = []
     for event in tables.events.get(metric, []):
-        key = event["licenseKey"]
+        key = event.license_key
         record = overrides.get(key)
-        ident = _identity(record) if record is not None else tables.identities.get(key, {})
-        start, end = event["maintenanceStartDate"], event["maintenanceEndDate"]
-        details: dict[str, Any] = {"licenseId": ident.get("licenseId") or key}
+        values = _identity(record) if record is not None else tables.identities.get(key)
+        ident = dict(zip(IDENTITY_FIELDS, values or (None,) * len(IDENTITY_FIELDS), strict=True))
+        start, end = event.maintenance_start_date, event.maintenance_end_date
+        details: dict[str, Any] = {"licenseId": ident["licenseId"] or key}
         for name in ("appEntitlementId", "appEntitlementNumber", "cloudId"):
-            if ident.get(name):
+            if ident[name]:
                 details[name] = ident[name]
         details["maintenanceStartDate"] = start.isoformat()
         details["maintenanceEndDate"] = end.isoformat()
         details["monthsValid"] = round((end - start).days / DAYS_PER_MONTH)
         item: dict[str, Any] = {
-            "addonKey": event["addonKey"],
-            "addonName": ident.get("addonName") or event["addonKey"],
+            "addonKey": event.addon_key,
+            "addonName": ident["addonName"] or event.addon_key,
             "hosting": "Cloud",
-            "lastUpdated": str(ident.get("lastUpdated") or tables.as_of.isoformat())[:10],
-            "eventDate": event["eventDate"].isoformat(),
+            "lastUpdated": str(ident["lastUpdated"] or tables.as_of.isoformat())[:10],
+            "eventDate": event.event_date.isoformat(),
         }
-        if event["transactionId"]:
-            item["transactionId"] = event["transactionId"]
+        if event.transaction_id:
+            item["transactionId"] = event.transaction_id
         item["licenseDetails"] = details
         out.append(item)
     return out
