@@ -59,6 +59,113 @@ def simulate(
         err_console.print("simulator stopped.")
 
 
+def _show_progress() -> None:
+    """Readable progress on stderr: exports, pages and rows (httpx's per-request lines are
+    left at WARNING; they carry URLs only, never the credentials)."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("pipelines.marketplace")
+    if not logger.handlers:
+        handler = RichHandler(console=err_console, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@app.command()
+@friendly_errors
+def run(
+    backfill: bool = typer.Option(
+        False, "--backfill", help="Re-read everything with async exports (first run does this)."
+    ),
+    since: str = typer.Option(
+        None, "--since", help="First day of the backfill (YYYY-MM-DD); implies --backfill."
+    ),
+    resources: str = typer.Option(
+        None,
+        "--resources",
+        help="Comma-separated subset: licenses,transactions,feedback,marketing_attribution,"
+        "metric_aggregates,metric_events.",
+    ),
+    warehouse: str = typer.Option(
+        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
+    ),
+    no_transform: bool = typer.Option(
+        False, "--no-transform", help="Load the raw tables only; skip the dbt step."
+    ),
+) -> None:
+    """Extract from the Marketplace API and load into the warehouse, then transform."""
+    from rich.table import Table
+
+    from pipelines import runner
+    from pipelines.warehouse import warehouse_path
+
+    _show_progress()
+    path = warehouse_path(warehouse)
+    result = runner.run(
+        path, backfill=backfill, since=since, resources=resources, transform=not no_transform
+    )
+    table = Table(
+        title=f"Loaded into {path.name} ({'backfill' if result.backfill else 'incremental'})"
+    )
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in sorted(result.rows.items()):
+        table.add_row(name, f"{count:,}")
+    console = Console()
+    console.print(table)
+    console.print(f"transform: {result.transform}")
+
+
+@app.command()
+@friendly_errors
+def status(
+    warehouse: str = typer.Option(
+        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
+    ),
+) -> None:
+    """Last loads, rows per table, saved cursors and exports still pending."""
+    from rich.table import Table
+
+    from pipelines import runner
+    from pipelines.warehouse import warehouse_path
+
+    found = runner.status(warehouse_path(warehouse))
+    console = Console()
+    loads = Table(title="Last loads")
+    for column in ("load id", "status", "loaded at"):
+        loads.add_column(column)
+    for load in found.loads:
+        ok = "ok" if load["status"] == 0 else str(load["status"])
+        loads.add_row(str(load["load_id"]), ok, str(load["inserted_at"])[:19])
+    console.print(loads)
+    tables = Table(title=f"Tables in {found.warehouse.name}")
+    tables.add_column("table")
+    tables.add_column("rows", justify="right")
+    tables.add_column("current versions", justify="right")
+    for row in found.tables:
+        current = "" if row["current"] is None else f"{row['current']:,}"
+        tables.add_row(row["table"], f"{row['rows']:,}", current)
+    console.print(tables)
+    cursors = Table(title="Cursors (next run re-reads from here minus lookback_days)")
+    cursors.add_column("resource")
+    cursors.add_column("cursor")
+    for name, cursor in sorted(found.cursors.items()):
+        cursors.add_row(name, str(cursor or "-"))
+    console.print(cursors)
+    if found.pending_exports:
+        pending = Table(title="Exports a killed run left (the next run resumes them)")
+        for column in ("export", "id", "status"):
+            pending.add_column(column)
+        for entry in found.pending_exports:
+            pending.add_row(str(entry["what"]), str(entry["id"]), str(entry["status"]))
+        console.print(pending)
+    else:
+        console.print("no pending exports")
+
+
 def main() -> None:
     app()
 
