@@ -582,7 +582,7 @@ def test_churn_payload_splits_monthly_and_annual_with_customers_and_cancellation
     mixed: MetricTables,
 ) -> None:
     payload = aggregate_payload(mixed, "churn", aggregation="month", addon_names={"app.a": "A"})
-    assert set(payload) == {"_links", "total", "addons"}
+    assert set(payload) == {"total", "addons"}
     datasets = payload["total"]["datasets"]
     assert [d["name"] for d in datasets] == ["Monthly", "Annual"]
     assert [s["name"] for s in datasets[0]["series"]] == ["Customers", "Cancellations"]
