@@ -33,7 +33,11 @@ renamed as (
         {{ text_or_null(columns, 'campaign_content') }} as campaign_content,
         {{ text_or_null(columns, 'user_id') }} as user_id,
         lower({{ text_or_null(columns, 'user_type') }}) as user_type,
-        {{ column_or_null(columns, 'event_timestamp', 'timestamp') }} as event_at,
+        -- UTC; a value that is not a full timestamp keeps its date part
+        coalesce(
+            try_cast({{ column_or_null(columns, 'event_timestamp', 'varchar') }} as timestamp),
+            try_cast(left({{ column_or_null(columns, 'event_timestamp', 'varchar') }}, 10) as date)
+        ) as event_at,
         {{ text_or_null(columns, '_dlt_load_id') }} as dlt_load_id
 
     from source

@@ -1,0 +1,44 @@
+-- Per app, a month's opening MRR is the month before's closing MRR, and months run without gaps
+-- to the month of as_of_date: the movements then add up to closing minus opening MRR.
+
+with
+
+mrr as (
+
+    select * from {{ ref('fct_mrr') }}
+
+),
+
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+with_previous as (
+
+    select
+        *,
+        lag(mrr) over (partition by addon_key order by month) as previous_mrr,
+        lag(month) over (partition by addon_key order by month) as previous_month,
+        max(month) over (partition by addon_key) as last_month
+    from mrr
+
+),
+
+final as (
+
+    select with_previous.*
+    from with_previous
+    cross join as_of
+    where
+        abs(with_previous.prior_month_mrr - coalesce(with_previous.previous_mrr, 0)) > 0.01
+        or (
+            with_previous.previous_month is not null
+            and with_previous.previous_month + interval 1 month != with_previous.month
+        )
+        or with_previous.last_month != date_trunc('month', as_of.as_of_date)
+
+)
+
+select * from final
