@@ -739,3 +739,44 @@ def test_details_event_reads_identity_from_the_license_record() -> None:
         "SEN-other",
         "2024-02-02",
     )
+
+
+# --- interface --------------------------------------------------------------------------------
+
+COLUMNS = {
+    "terms": "license_key addon_key hosting start_date end_date billing_period amount "
+    "purchase_price is_refunded",
+    "renewal_opportunities": "license_key addon_key end_date month billing_period outcome "
+    "renewal_start_date renewal_transaction_id",
+    "churn": "month addon_key billing_period opportunities cancellations pending churn_rate",
+    "renewal": "month addon_key billing_period opportunities renewals pending renewal_rate",
+    "evaluations": "license_key addon_key start_date end_date is_converted conversion_sale_date "
+    "conversion_transaction_id days_to_convert conversion_type is_open",
+    "conversion": "month addon_key conversion_type evaluations conversions open_evaluations "
+    "conversion_rate median_days_to_convert",
+    "mrr_movements": "month license_key addon_key mrr prior_mrr movement_type movement_amount",
+    "mrr": "month addon_key mrr arr new_mrr expansion_mrr contraction_mrr churned_mrr "
+    "reactivation_mrr paying_licenses",
+}
+
+
+@pytest.mark.parametrize("table", sorted(COLUMNS))
+def test_every_table_has_exactly_the_interface_columns(mixed: MetricTables, table: str) -> None:
+    rows = getattr(mixed, table)
+    assert rows
+    assert all(list(row) == COLUMNS[table].split() for row in rows)
+
+
+def test_mrr_movements_are_ordered_by_month_then_license(mixed: MetricTables) -> None:
+    keys = [(m["month"], m["license_key"]) for m in mixed.mrr_movements]
+    assert keys == sorted(keys)
+
+
+def test_app_mrr_is_the_exact_sum_of_license_mrr() -> None:
+    lines = [
+        tx(k, "2024-01-01", "2025-01-01", billing="Annual", price=1, vendor=100.01)
+        for k in ("a", "b", "c")
+    ]
+    [row] = compute_metrics([], lines, as_of=D("2024-01-31")).mrr
+    assert row["mrr"] == 30003 / 1200
+    assert row["new_mrr"] == row["mrr"]
