@@ -548,13 +548,16 @@ class _Builder:
         counted_dates = {(t.start, t.end) for t in counted}
         # Paid New sales of counted terms only: a fully refunded purchase converts nothing.
         news = sorted(
-            line
-            for line in lines
-            if line[3] == "New"
-            and line[4] > 0
-            and line[0] is not None
-            and line[0] <= self.as_of
-            and (line[7], line[8]) in counted_dates
+            (
+                line
+                for line in lines
+                if line[3] == "New"
+                and line[4] > 0
+                and line[0] is not None
+                and line[0] <= self.as_of
+                and (line[7], line[8]) in counted_dates
+            ),
+            key=lambda line: line[:3],
         )
         sales = [line[0] for line in news]
         first_term_start = counted[0].start if counted else None
