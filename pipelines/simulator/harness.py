@@ -125,7 +125,13 @@ def run_simulator(
         )
     port = _free_port()
     config = uvicorn.Config(
-        create_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        create_app(state),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        # A test that leaves a stream half-read must not hold up teardown.
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only on the main thread; a test thread must not try.

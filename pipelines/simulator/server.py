@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import dataclasses
 import hmac
 import itertools
-import logging
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -19,6 +21,7 @@ from urllib.parse import urlencode
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -34,12 +37,11 @@ from pipelines.simulator.queries import (
     multi_params,
     paging,
     parse_accept,
+    parse_bool,
     parse_choice,
     parse_date,
     parse_int,
 )
-
-log = logging.getLogger("mpac.simulator")
 
 DEFAULT_EMAIL = "simulator@example.com"
 DEFAULT_API_TOKEN = "sim-api-token"
@@ -56,8 +58,9 @@ EXPECTED_TABLES = (
 )
 # Records per streamed chunk: big enough that the per-chunk thread hop is noise.
 _CHUNK_RECORDS = 500
-# Filtered lists kept for paging, so walking N pages costs one filter pass, not N.
+# Filtered lists kept for paging (see SimulatorState.page).
 _LIST_CACHE_SIZE = 8
+_LIST_CACHE_RECORDS = 300_000
 
 _QUERY_TEMPLATES = {
     "licenses": "{?addon*,productId*,startDate,endDate,dateType,text,tier*,licenseType*,"
@@ -106,10 +109,14 @@ class SimulatorState:
         self.addon_names = {app.addon_key: app.name for app in vendor.apps}
         self._expected: tuple[date, Any] | None = None
         self._lists: OrderedDict[tuple[object, ...], list[Mapping[str, Any]]] = OrderedDict()
+        # The vendor renders lazily; one request at a time touches it (exports stream from
+        # worker threads while lists and metrics run on the event loop).
+        self.lock = threading.RLock()
 
     def advance(self, days: int) -> date:
-        self.vendor.advance(days)
-        return self.vendor.today
+        with self.lock:
+            self.vendor.advance(days)
+            return self.vendor.today
 
     def records(
         self, kind: str, as_of: date | None = None, with_data_insights: bool = False
@@ -132,29 +139,55 @@ class SimulatorState:
         """The ground-truth metric tables as of the simulated today, computed once per day."""
         from pipelines.simulator import metrics
 
-        today = self.vendor.today
-        if self._expected is None or self._expected[0] != today:
-            tables = metrics.compute_metrics(
-                self.vendor.licenses(as_of=today, with_data_insights=True),
-                self.vendor.transactions(as_of=today),
-                as_of=today,
-            )
-            self._expected = (today, tables)
-        return self._expected[1]
+        with self.lock:
+            today = self.vendor.today
+            if self._expected is None or self._expected[0] != today:
+                tables = metrics.compute_metrics(
+                    self.vendor.licenses(as_of=today, with_data_insights=True),
+                    self.vendor.transactions(as_of=today),
+                    as_of=today,
+                )
+                self._expected = (today, tables)
+            return self._expected[1]
 
-    def filtered(
-        self, kind: str, record_filter: RecordFilter, key: tuple[object, ...], insights: bool
-    ) -> list[Mapping[str, Any]]:
-        """The filtered records of a paged list, cached so paging stays linear."""
-        full_key = (kind, self.vendor.today, *key)
-        cached = self._lists.get(full_key)
-        if cached is None:
-            cached = list(record_filter.apply(self.records(kind, with_data_insights=insights)))
-            self._lists[full_key] = cached
-            while len(self._lists) > _LIST_CACHE_SIZE:
-                self._lists.popitem(last=False)
-        self._lists.move_to_end(full_key)
-        return cached
+    def page(
+        self,
+        kind: str,
+        record_filter: RecordFilter,
+        key: tuple[object, ...],
+        insights: bool,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of a filtered list and the total match count.
+
+        Small results are cached so walking N pages costs one filter pass, not N; a result
+        larger than _LIST_CACHE_RECORDS is recounted per page rather than held in memory.
+        """
+        with self.lock:
+            full_key = (kind, self.vendor.today, *key)
+            cached = self._lists.get(full_key)
+            if cached is not None:
+                self._lists.move_to_end(full_key)
+                return cached[offset : offset + limit], len(cached)
+            kept: list[Mapping[str, Any]] | None = []
+            page: list[Mapping[str, Any]] = []
+            total = 0
+            for record in record_filter.apply(self.records(kind, with_data_insights=insights)):
+                if offset <= total < offset + limit:
+                    page.append(record)
+                if kept is not None:
+                    kept.append(record)
+                    if len(kept) > _LIST_CACHE_RECORDS:
+                        kept = None
+                total += 1
+            if kept is not None:
+                self._lists[full_key] = kept
+                while len(self._lists) > _LIST_CACHE_SIZE or (
+                    sum(map(len, self._lists.values())) > _LIST_CACHE_RECORDS
+                ):
+                    self._lists.popitem(last=False)
+            return page, total
 
 
 # ---------------------------------------------------------------- responses
@@ -168,17 +201,24 @@ def error_response(status: int, message: str, path: str | None = None) -> Respon
     return json_response(ApiError(status, message, path).body(), status)
 
 
-def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
+def stream_array(
+    records: Iterable[Mapping[str, Any]], lock: threading.RLock | None = None
+) -> StreamingResponse:
     """A top-level JSON array sent in chunks: no Content-Length, never one body in memory."""
 
     def chunks() -> Iterator[bytes]:
         # The brackets ride on the first and last batch, so every chunk carries records and a
         # truncation fault always cuts through one.
         iterator = iter(records)
-        batch = list(itertools.islice(iterator, _CHUNK_RECORDS))
+
+        def pull() -> list[Mapping[str, Any]]:
+            with lock or contextlib.nullcontext():
+                return list(itertools.islice(iterator, _CHUNK_RECORDS))
+
+        batch = pull()
         prefix = b"["
         while True:
-            following = list(itertools.islice(iterator, _CHUNK_RECORDS)) if batch else []
+            following = pull() if batch else []
             body = prefix + b",".join(orjson.dumps(r) for r in batch)
             if not following:
                 yield body + b"]"
@@ -242,8 +282,6 @@ def _filter(
 
 
 def _insights(params: Mapping[str, list[str]], entity: str) -> bool:
-    from pipelines.simulator.queries import parse_bool
-
     return entity == "licenses" and parse_bool(params, "withDataInsights", False)
 
 
@@ -271,8 +309,9 @@ def make_list_handler(
         record_filter = _filter(request, api, entity, params)
         insights = _insights(params, entity)
         key = (api.generation, *sorted(_without_paging(request)))
-        matched = state.filtered(kind, record_filter, key, insights)
-        page = matched[offset : offset + limit]
+        page, total = await run_in_threadpool(
+            state.page, kind, record_filter, key, insights, offset, limit
+        )
         path = f"{api.link_base}/{suffix}"
         kept = _without_paging(request)
         links: dict[str, Any] = {
@@ -280,7 +319,7 @@ def make_list_handler(
             "query": _link_template(path + _QUERY_TEMPLATES[entity]),
             "export": [{"href": _href(f"{path}/export", kept)}],
         }
-        if offset + limit < len(matched):
+        if offset + limit < total:
             links["next"] = {
                 "href": _href(path, [*kept, ("offset", str(offset + limit)), ("limit", str(limit))])
             }
@@ -295,7 +334,7 @@ def make_list_handler(
             ENTITIES[entity].items_key: [decorate(r) for r in page],
         }
         if api.generation == 3:
-            body["totalCount"] = len(matched)
+            body["totalCount"] = total
         return json_response(body)
 
     return handler
@@ -311,7 +350,7 @@ def make_export_handler(entity: str, kind: str) -> Callable[[Request], Awaitable
         parse_accept(params)
         record_filter = _filter(request, api, entity, params)
         records = state.records(kind, with_data_insights=_insights(params, entity))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
+        return stream_array(map(_decorate(api, state), record_filter.apply(records)), state.lock)
 
     return handler
 
@@ -386,7 +425,7 @@ def make_download_handler(kind: ExportKind) -> Callable[[Request], Awaitable[Res
             raise ApiError(404, "Export is being processed")
         record_filter = _filter(request, api, kind, job.params)
         records = state.records(kind, job.as_of, _insights(job.params, kind))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
+        return stream_array(map(_decorate(api, state), record_filter.apply(records)), state.lock)
 
     return handler
 
@@ -409,7 +448,7 @@ def make_metric_handler(metric: str) -> Callable[[Request], Awaitable[Response]]
         if metric == "conversion":
             group_by = parse_choice(params, "groupBy", ("conversionType",), None)
         body = metrics.aggregate_payload(
-            state.expected(),
+            await run_in_threadpool(state.expected),
             metric,
             aggregation=aggregation or "week",
             start=date.fromisoformat(start) if start else None,
@@ -499,7 +538,7 @@ def state_summary(state: SimulatorState) -> dict[str, Any]:
         "size": state.size,
         "counts": counts,
         "requests": dict(state.faults.counters),
-        "faults": state.faults.config.__dict__,
+        "faults": dataclasses.asdict(state.faults.config),
         "exports": {job.id: job.status for job in state.exports.jobs.values()},
     }
 
@@ -511,7 +550,7 @@ async def admin_faults(request: Request) -> Response:
     except UserError as error:
         raise ApiError(400, str(error)) from None
     _state(request).faults.reconfigure(config)
-    return json_response(config.__dict__)
+    return json_response(dataclasses.asdict(config))
 
 
 async def admin_ground_truth(request: Request) -> Response:
@@ -519,7 +558,8 @@ async def admin_ground_truth(request: Request) -> Response:
     kind = request.path_params["kind"]
     if kind not in ("licenses", "transactions", "feedback", "marketing_attribution"):
         raise ApiError(404, f"No ground truth named {kind}.")
-    return stream_array(_state(request).records(kind, with_data_insights=True))
+    state = _state(request)
+    return stream_array(state.records(kind, with_data_insights=True), state.lock)
 
 
 async def admin_expected(request: Request) -> Response:
@@ -527,7 +567,8 @@ async def admin_expected(request: Request) -> Response:
     table = request.path_params["table"]
     if table not in EXPECTED_TABLES:
         raise ApiError(404, f"No expected table named {table}.")
-    return stream_array(getattr(_state(request).expected(), table))
+    tables = await run_in_threadpool(_state(request).expected)
+    return stream_array(getattr(tables, table))
 
 
 # ---------------------------------------------------------------- app

@@ -32,7 +32,8 @@ def tx_ids(records: list[dict]) -> list[tuple[str, str]]:
 
 
 class RecordingVendor:
-    """A SyntheticVendor that remembers the insight flag and marks some invoices manual."""
+    """A SyntheticVendor that remembers the insight flag, marks some invoices manual and some
+    licenses Atlassian's own."""
 
     def __init__(self) -> None:
         self._inner = SyntheticVendor(seed=7, size="tiny")
@@ -43,7 +44,10 @@ class RecordingVendor:
 
     def licenses(self, as_of=None, with_data_insights=True):
         self.insight_flags.append(with_data_insights)
-        return self._inner.licenses(as_of=as_of, with_data_insights=with_data_insights)
+        for index, record in enumerate(
+            self._inner.licenses(as_of=as_of, with_data_insights=with_data_insights)
+        ):
+            yield {**record, "licenseSourceType": "Atlassian"} if index % 7 == 0 else record
 
     def transactions(self, as_of=None):
         for index, record in enumerate(self._inner.transactions(as_of=as_of)):
@@ -155,6 +159,17 @@ def test_with_data_insights_is_passed_through_and_defaults_to_false(make_simulat
     export(simulator, "licenses", {"withDataInsights": "true"})
     export(simulator, "licenses", {"withDataInsights": "false"})
     assert vendor.insight_flags == [False, True, False]
+
+
+def test_atlassian_licenses_are_left_out_unless_asked_for(make_simulator):
+    simulator = make_simulator(vendor=RecordingVendor())
+    licenses = list(simulator.vendor.licenses())
+    atlassian = [r for r in licenses if r.get("licenseSourceType") == "Atlassian"]
+    assert atlassian
+    default = export(simulator, "licenses")
+    included = export(simulator, "licenses", {"includeAtlassianLicenses": "true"})
+    assert len(default) == len(licenses) - len(atlassian)
+    assert ids(included) == ids(licenses)
 
 
 def test_feedback_filters_on_its_date(simulator):
