@@ -166,6 +166,46 @@ def status(
         console.print("no pending exports")
 
 
+@app.command()
+@friendly_errors
+def transform(
+    warehouse: str = typer.Option(
+        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
+    ),
+    select: str = typer.Option(
+        None, "--select", help="dbt selection, e.g. marts or +fct_churn (default: everything)."
+    ),
+    as_of: str = typer.Option(
+        None, "--as-of", help="as_of_date (YYYY-MM-DD); default the latest lastUpdated loaded."
+    ),
+    dbt_vars: str = typer.Option(
+        None, "--vars", help="More dbt vars as JSON, e.g. '{\"grace_days\": 14}'."
+    ),
+) -> None:
+    """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
+    import json
+    from datetime import date
+
+    from pipelines.transform import run_transform
+    from pipelines.warehouse import warehouse_path
+
+    chosen: dict[str, object] = {}
+    if dbt_vars:
+        try:
+            parsed = json.loads(dbt_vars)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise UserError("--vars must be a JSON object, such as '{\"grace_days\": 14}'.")
+        chosen.update(parsed)
+    if as_of:
+        try:
+            chosen["as_of_date"] = date.fromisoformat(as_of).isoformat()
+        except ValueError:
+            raise UserError(f"--as-of must be a date (YYYY-MM-DD), not {as_of!r}.") from None
+    run_transform(warehouse_path(warehouse), select=select, vars=chosen or None)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,203 @@
+"""Run the dbt project in-process (dbt build) against the warehouse and summarise the outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich.console import Console
+
+from pipelines.errors import UserError
+from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+# dbt statuses, as strings so that this module does not depend on dbt's enums' import paths.
+_FAILED = {"fail", "error", "runtime error"}
+_PASSED = {"pass", "success"}
+
+
+@dataclass
+class TransformResult:
+    """What one `dbt build` did.
+
+    Attributes:
+        models_built: Models materialised (views and tables).
+        tests_passed: Data and unit tests that passed.
+        failed: Names of the nodes (tests or models) that failed or errored.
+        warned: Names of the tests that only warned (e.g. reconciliation against the live API).
+        skipped: Nodes dbt skipped because something upstream failed.
+        seconds: Wall-clock time of the build.
+    """
+
+    models_built: int = 0
+    tests_passed: int = 0
+    failed: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.models_built} models built, {self.tests_passed} tests passed, "
+            f"{len(self.failed)} failed, {len(self.warned)} warned in {self.seconds:.1f} s"
+        )
+        return text + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+def dbt_artifacts_dir(warehouse: Path) -> Path:
+    """dbt's target and log folders sit beside the warehouse, like dlt's working folder: two
+    warehouses built at once (tests run in parallel) must not share one target folder."""
+    return warehouse.parent / f".{warehouse.stem}.dbt"
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block (dbt reads env_var() from it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _check_raw_tables(warehouse: Path) -> None:
+    """Fail with one sentence when there is nothing to transform yet."""
+    if not warehouse.exists():
+        raise UserError(f"No warehouse at {warehouse}: run `mpac run` first to load the raw data.")
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            found = connection.execute(
+                "select count(*) from information_schema.tables "
+                "where table_schema = ? and table_name in ('licenses', 'transactions')",
+                [RAW_DATASET],
+            ).fetchone()
+    except duckdb.IOException as error:
+        raise UserError(
+            f"Cannot open the warehouse {warehouse} (is another process writing to it?): {error}"
+        ) from error
+    if not found or found[0] < 2:
+        raise UserError(
+            f"The warehouse {warehouse} has no {RAW_DATASET} licenses and transactions yet: "
+            "run `mpac run` first."
+        )
+
+
+def _node_name(result: Any) -> str:
+    node = result.node
+    return str(getattr(node, "name", None) or getattr(node, "unique_id", "?"))
+
+
+def summarise(results: list[Any], seconds: float) -> TransformResult:
+    """Count dbt's node results into a TransformResult.
+
+    Args:
+        results: `RunResult`s from `dbtRunnerResult.result.results`.
+        seconds: Wall-clock time of the build.
+
+    Returns:
+        The counts, with the names of the failing and warning nodes.
+    """
+    summary = TransformResult(seconds=seconds)
+    for result in results:
+        status = str(getattr(result.status, "value", result.status)).lower()
+        resource_type = str(getattr(result.node.resource_type, "value", result.node.resource_type))
+        if status in _FAILED:
+            summary.failed.append(_node_name(result))
+        elif status == "warn":
+            summary.warned.append(_node_name(result))
+        elif status == "skipped":
+            summary.skipped += 1
+        elif status in _PASSED:
+            if resource_type == "model":
+                summary.models_built += 1
+            elif resource_type in ("test", "unit_test"):
+                summary.tests_passed += 1
+    return summary
+
+
+def _print_summary(summary: TransformResult, console: Console) -> None:
+    colour = "green" if summary.ok else "red"
+    console.print(f"[bold {colour}]dbt build[/]: {summary}", highlight=False)
+    for name in summary.warned:
+        console.print(f"  [yellow]warn[/] {name}", highlight=False)
+    for name in summary.failed:
+        console.print(f"  [red]fail[/] {name}", highlight=False)
+
+
+def run_transform(
+    warehouse: Path,
+    select: str | None = None,
+    vars: dict[str, Any] | None = None,
+    console: Console | None = None,
+) -> TransformResult:
+    """Run `dbt build` (models, data tests, unit tests) on the warehouse, in this process.
+
+    Args:
+        warehouse: The DuckDB file dlt loaded `raw_marketplace` into.
+        select: A dbt selection (`--select`), e.g. `marts` or `+fct_churn`; default everything.
+        vars: dbt vars, e.g. `{"as_of_date": "2026-06-30", "grace_days": 14}`.
+        console: Where to print the summary (default: stderr).
+
+    Returns:
+        The counts of models built and tests passed, and the names of the warnings.
+
+    Raises:
+        UserError: When there is no raw data, or when a model or test fails (naming them).
+    """
+    from dbt.cli.main import dbtRunner
+
+    console = console or Console(stderr=True)
+    warehouse = Path(warehouse).expanduser().resolve()
+    _check_raw_tables(warehouse)
+    artifacts = dbt_artifacts_dir(warehouse)
+    args = [
+        "build",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(artifacts / "target"),
+        "--log-path",
+        str(artifacts / "logs"),
+        "--quiet",
+    ]
+    if select:
+        args += ["--select", select]
+    if vars:
+        args += ["--vars", json.dumps(vars, default=str)]
+    started = time.perf_counter()
+    # profiles.yml reads the warehouse from $MPAC_WAREHOUSE: pass the absolute path, since a
+    # relative one would be read from dbt's working directory.
+    env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    with _environment(env):
+        outcome = dbtRunner().invoke(args)
+    seconds = time.perf_counter() - started
+    if outcome.exception is not None:
+        raise UserError(f"dbt could not run: {str(outcome.exception).strip().splitlines()[0]}")
+    results = list(getattr(outcome.result, "results", None) or [])
+    summary = summarise(results, seconds)
+    _print_summary(summary, console)
+    if summary.failed:
+        shown = ", ".join(summary.failed[:5])
+        more = f" and {len(summary.failed) - 5} more" if len(summary.failed) > 5 else ""
+        raise UserError(
+            f"dbt build failed: {shown}{more} (details in {artifacts / 'logs' / 'dbt.log'})."
+        )
+    return summary
