@@ -12,7 +12,7 @@ from typing import Any
 
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
-from pipelines.marketplace.client import MarketplaceClient, NotFoundError
+from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.marketplace.helpers import parse_date
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
@@ -42,13 +42,14 @@ class SourceConfig:
             f"api_version={self.api_version!r}, email={self.email!r}, api_token='***')"
         )
 
-    def client(self) -> MarketplaceClient:
+    def client(self, retry: RetryPolicy | None = None) -> MarketplaceClient:
         return MarketplaceClient(
             base_url=self.base_url,
             email=self.email,
             api_token=self.api_token,
             vendor_id=self.vendor_id,
             api_version=self.api_version,
+            retry=retry,
         )
 
 
@@ -170,6 +171,7 @@ def run(
     resources: str | Sequence[str] | None = None,
     transform: bool = True,
     config: SourceConfig | None = None,
+    retry: RetryPolicy | None = None,
 ) -> RunResult:
     """Preflight, then extract and load with dlt, then (optionally) the dbt transform."""
     from dlt.pipeline.exceptions import PipelineStepFailed
@@ -181,7 +183,7 @@ def run(
         backfill = True
     chosen = parse_resources(resources)
     config = config or read_config()
-    client = config.client()
+    client = config.client(retry)
     try:
         preflight(client)
         pipeline = _pipeline(warehouse)

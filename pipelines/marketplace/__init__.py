@@ -30,6 +30,7 @@ from pipelines.marketplace.helpers import (
     later,
     license_key,
     license_windows,
+    metric_event_key,
     parse_date,
     row_hash,
     sort_nested_lists,
@@ -114,13 +115,14 @@ def marketplace(
     # cover the same months.
     run.events_from = events_from = _metric_events_start(run)
     events = metric_events(run)
-    # Delete, then insert, every event of the window that was re-read: an event that Atlassian
-    # withdrew (a refund turned a renewal back) disappears instead of lingering.
+    # Delete the stored events of the months re-read (an event Atlassian withdrew, say a
+    # renewal a refund turned back, must disappear) and earlier versions of events re-read.
     events.apply_hints(
         write_disposition={
             "disposition": "merge",
             "strategy": "delete-insert",
-            "destination_scope": f"period_start >= '{events_from.isoformat()}'",
+            "destination_scope": f"period_start >= '{events_from.isoformat()}' "
+            "or event_key in (select event_key from {staging_table})",
         }
     )
     aggregates = metric_aggregates(run)
@@ -360,38 +362,48 @@ def metric_aggregates(run: Extraction) -> Iterator[list[dict[str, Any]]]:
 @dlt.resource(
     name="metric_events",
     write_disposition="merge",
-    primary_key="row_hash",
+    primary_key="event_key",
     columns=_dates(settings.METRIC_EVENT_DATE_COLUMNS),
 )
 def metric_events(run: Extraction) -> Iterator[list[dict[str, Any]]]:
-    """Atlassian's per-event details of churn, renewal and conversion (column `metric`), keyed
-    by a hash of the event.
+    """Atlassian's per-event details of churn, renewal and conversion (column `metric`); each
+    row has `row_hash` (the whole event) and `event_key` (its identity: metric, app, license,
+    date, transaction), on which it is merged.
 
-    A trailing window is re-read each run and replaces the events of its months (the source
-    sets that scope): events change as Atlassian decides renewals and processes refunds.
+    Incremental runs read the events of a trailing window of months, which replace every
+    stored event of those months (an event Atlassian withdrew disappears), plus the events
+    updated since the cursor whatever their date, which replace their earlier versions.
     """
     state = dlt.current.resource_state()
     start = run.events_from or run.first_day
+    changed_since = run.incremental_start(state.get("cursor"))
     newest = state.get("cursor")
+    queries = [{"startDate": start.isoformat()}]
+    if changed_since is not None and run.events_from is not None:
+        queries.append({"lastUpdated": changed_since.isoformat()})
+    seen: set[str] = set()
 
     def rows() -> Iterator[dict[str, Any]]:
         nonlocal newest
-        for metric in settings.METRICS:
-            for event in run.client.paginate(
-                f"sales/metrics/{metric}/details",
-                "events",
-                {"startDate": start.isoformat()},
-                what=f"{metric} events",
-            ):
-                day = event.get("eventDate")
-                newest = later(newest, day)
-                month = iso(first_of_month(parse_date(day, "eventDate"))) if day else None
-                yield {
-                    "metric": metric,
-                    **event,
-                    "period_start": month,
-                    "row_hash": row_hash({"metric": metric, **event}),
-                }
+        for query in queries:
+            for metric in settings.METRICS:
+                for event in run.client.paginate(
+                    f"sales/metrics/{metric}/details", "events", query, what=f"{metric} events"
+                ):
+                    key = metric_event_key(metric, event)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    newest = later(newest, event.get("lastUpdated"))
+                    day = event.get("eventDate")
+                    month = iso(first_of_month(parse_date(day, "eventDate"))) if day else None
+                    yield {
+                        "metric": metric,
+                        **event,
+                        "period_start": month,
+                        "event_key": key,
+                        "row_hash": row_hash({"metric": metric, **event}),
+                    }
 
     yield from batched(rows())
     state["cursor"] = newest

@@ -65,6 +65,21 @@ def row_hash(record: Mapping[str, Any]) -> str:
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
+def metric_event_key(metric: str, event: Mapping[str, Any]) -> str:
+    """Identity of a metric event, which has no id: one event per license, app, date and
+    transaction within a metric. Unlike `row_hash` it survives a bumped lastUpdated."""
+    details = event.get("licenseDetails") or {}
+    identity = {
+        "metric": metric,
+        "addonKey": event.get("addonKey"),
+        "eventDate": event.get("eventDate"),
+        "transactionId": event.get("transactionId"),
+        "licenseId": details.get("licenseId"),
+        "appEntitlementId": details.get("appEntitlementId"),
+    }
+    return row_hash(identity)
+
+
 # ---- dates -------------------------------------------------------------------------------------
 
 
