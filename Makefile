@@ -47,5 +47,9 @@ demo: install ## Run the whole pipeline against the local simulator and print th
 bench: install ## Benchmarks on the simulator's large vendor (prints figures, asserts nothing)
 	$(RUN) python -m pipelines.bench
 
+docs: install ## Build the dbt docs site into dbt/target (open dbt/target/index.html)
+	MPAC_WAREHOUSE="$(abspath $(or $(MPAC_WAREHOUSE),data/marketplace.duckdb))" \
+		$(RUN) dbt docs generate --project-dir dbt --profiles-dir dbt
+
 clean: ## Remove the venv, the warehouse and build output
 	rm -rf $(VENV) $(TOOLS) data dbt/target dbt/logs .pytest_cache .ruff_cache
