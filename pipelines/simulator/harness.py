@@ -97,10 +97,12 @@ class RunningSimulator:
         self._thread.join(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _bound_socket() -> socket.socket:
+    # Bound here and handed to uvicorn, so parallel test workers cannot race for one port.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @contextmanager
@@ -123,7 +125,8 @@ def run_simulator(
         state = SimulatorState(
             vendor, FaultInjector(parse_faults(faults)), email, api_token, seed, size
         )
-    port = _free_port()
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(state),
         host="127.0.0.1",
@@ -134,9 +137,9 @@ def run_simulator(
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    # uvicorn installs signal handlers only on the main thread; a test thread must not try.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, name=f"simulator:{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"simulator:{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -150,3 +153,4 @@ def run_simulator(
         yield running
     finally:
         running.stop()
+        sock.close()
