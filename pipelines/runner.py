@@ -243,8 +243,7 @@ def run_transform(warehouse: Path) -> str:
         if error.name != "pipelines.transform":
             raise
         return "skipped: pipelines.transform is not there yet"
-    module.run_transform(warehouse)
-    return "done"
+    return str(module.run_transform(warehouse)) or "done"
 
 
 # ---- status ----------------------------------------------------------------------------------
