@@ -21,6 +21,7 @@ from pipelines.marketplace.client import MarketplaceClient
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger, ExportRunner
 from pipelines.marketplace.helpers import (
     Extraction,
+    Window,
     add_months,
     batched,
     first_of_month,
@@ -287,7 +288,7 @@ def feedback(run: Extraction) -> Iterator[list[dict[str, Any]]]:
     if start is None:
         plan = windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
     else:
-        plan = windows(start, run.today + dt.timedelta(days=1), 1200)
+        plan = [Window(start, None)]
     newest = state.get("cursor")
 
     def rows() -> Iterator[dict[str, Any]]:

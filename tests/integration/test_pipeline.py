@@ -332,6 +332,12 @@ def test_bad_input_is_one_sentence_exit_2_and_touches_nothing(
     assert not (tmp_path / "data").exists()
 
 
+def test_status_of_a_missing_warehouse_is_one_sentence(tmp_path: Path) -> None:
+    result = cli(["status", "--warehouse", str(tmp_path / "none.duckdb")], {})
+    assert result.exit_code == 2
+    assert "there is no warehouse at" in result.output
+
+
 def test_the_api_token_is_never_printed_logged_or_written(
     make_simulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

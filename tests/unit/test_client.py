@@ -140,6 +140,14 @@ class TestErrors:
         assert TOKEN not in str(caught.value)
 
 
+    def test_the_resolved_config_masks_the_token(self) -> None:
+        from pipelines.runner import SourceConfig
+
+        config = SourceConfig("42", BASE, "v2", "2016-01-01", 3, "me@example.com", TOKEN)
+        assert TOKEN not in repr(config)
+        assert TOKEN not in str(config)
+
+
 class TestRetryPolicy:
     def test_retry_after_is_honoured(self) -> None:
         calls = iter(
