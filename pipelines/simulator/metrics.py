@@ -411,6 +411,8 @@ class _Builder:
         # (month index, addon) -> [mrr, new, expansion, contraction, churn, reactivation] in
         # twelfths of a cent, then the paying licenses
         self.mrr_acc: dict[tuple[int, str], list[int]] = {}
+        # addon -> its first MRR month: its rows run from there to the as_of month
+        self.addon_first: dict[str, int] = {}
         tables.events = {metric: [] for metric in METRICS}
 
     def _snapshot(self, index: int) -> date:
@@ -595,8 +597,15 @@ class _Builder:
         spine: list[_Term | None] = []
         prior: _Term | None = None
         had_mrr = False
+        all_ended = max_end[-1]
+        if first_month < self.addon_first.get(addon_key, first_month + 1):
+            self.addon_first[addon_key] = first_month
         for index in range(first_month, self.as_of_index + 1):
             day = self._snapshot(index)
+            if prior is None and day >= all_ended:
+                # Every term has ended and the churn is recorded: only zero months remain.
+                spine.extend([None] * (self.as_of_index + 1 - index))
+                break
             term = None
             covering = bisect_right(starts, day)  # terms that start on or before the snapshot
             if covering and max_end[covering - 1] > day:
@@ -673,7 +682,13 @@ class _Builder:
                 }
             )
 
-        for (index, addon_key), acc in sorted(self.mrr_acc.items()):
+        app_months = sorted(
+            (index, addon_key)
+            for addon_key, first in self.addon_first.items()
+            for index in range(first, self.as_of_index + 1)
+        )
+        for index, addon_key in app_months:
+            acc = self.mrr_acc.get((index, addon_key), [0] * 7)
             # Sums were kept in twelfths of a cent: exact whatever order licenses come in.
             mrr = acc[0] / UNITS_PER_DOLLAR
             tables.mrr.append(
