@@ -1,6 +1,7 @@
 -- The day the data describes (METRICS.md): the as_of_date var, else the latest lastUpdated of
 -- the licenses and transactions.
 {%- set as_of_var = var('as_of_date') %}
+{%- set as_of_literal = "'" ~ as_of_var ~ "'" if as_of_var else 'null' %}
 
 with
 
@@ -28,7 +29,7 @@ final as (
 
     select
         coalesce(
-            {% if as_of_var %}cast('{{ as_of_var }}' as date){% else %}cast(null as date){% endif %},
+            cast({{ as_of_literal }} as date),
             max(last_updated_date),
             current_date
         ) as as_of_date,

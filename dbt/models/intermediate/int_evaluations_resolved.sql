@@ -96,9 +96,9 @@ conversions as (
     inner join new_sales
         on
             evaluations.license_key = new_sales.license_key
-            and new_sales.sale_date >= evaluations.evaluation_start_date
-            and new_sales.sale_date
-            <= evaluations.evaluation_end_date + {{ var('conversion_window_days') }}
+            and evaluations.evaluation_start_date <= new_sales.sale_date
+            and evaluations.evaluation_end_date + {{ var('conversion_window_days') }}
+            >= new_sales.sale_date
     qualify row_number() over (
         partition by evaluations.license_key, evaluations.evaluation_start_date
         order by

@@ -35,22 +35,28 @@ licenses as (
 
 ),
 
-spine as (
+license_spans as (
 
     select
         licenses.license_key,
         licenses.addon_key,
-        cast(months.month as date) as month
+        generate_series(
+            date_trunc('month', licenses.first_term_start_date),
+            date_trunc('month', as_of.as_of_date),
+            interval 1 month
+        ) as months
     from licenses
     cross join as_of
-    cross join lateral (
-        select
-            unnest(generate_series(
-                date_trunc('month', licenses.first_term_start_date),
-                date_trunc('month', as_of.as_of_date),
-                interval 1 month
-            )) as month
-    ) as months
+
+),
+
+spine as (
+
+    select
+        license_key,
+        addon_key,
+        cast(unnest(months) as date) as month
+    from license_spans
 
 ),
 
@@ -78,8 +84,8 @@ covering as (
     inner join terms
         on
             snapshots.license_key = terms.license_key
-            and terms.term_start_date <= snapshots.snapshot_date
-            and terms.term_end_date > snapshots.snapshot_date
+            and snapshots.snapshot_date >= terms.term_start_date
+            and snapshots.snapshot_date < terms.term_end_date
     qualify row_number() over (
         partition by snapshots.license_key, snapshots.month
         order by

@@ -70,8 +70,8 @@ renewals as (
     inner join terms as renewing
         on
             due.license_key = renewing.license_key
-            and renewing.term_start_date >= due.end_date
-            and renewing.term_start_date <= due.end_date + {{ var('grace_days') }}
+            and due.end_date <= renewing.term_start_date
+            and due.end_date + {{ var('grace_days') }} >= renewing.term_start_date
     qualify row_number() over (
         partition by due.license_key, due.end_date
         order by

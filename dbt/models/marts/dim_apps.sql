@@ -34,15 +34,40 @@ aggregates as (
 
 named as (
 
-    select addon_key, addon_name, product_id, last_updated_date as seen_date from licenses
+    select
+        addon_key,
+        addon_name,
+        product_id,
+        last_updated_date as seen_date
+    from licenses
     union all
-    select addon_key, addon_name, product_id, last_updated_date from transactions
+    select
+        addon_key,
+        addon_name,
+        product_id,
+        last_updated_date as seen_date
+    from transactions
     union all
-    select addon_key, addon_name, product_id, feedback_date from feedback
+    select
+        addon_key,
+        addon_name,
+        product_id,
+        feedback_date as seen_date
+    from feedback
     union all
-    select addon_key, null, product_id, cast(event_at as date) from attribution
+    select
+        addon_key,
+        null as addon_name,
+        product_id,
+        cast(event_at as date) as seen_date
+    from attribution
     union all
-    select addon_key, null, null, period_start_date from aggregates
+    select
+        addon_key,
+        null as addon_name,
+        null as product_id,
+        period_start_date as seen_date
+    from aggregates
 
 ),
 

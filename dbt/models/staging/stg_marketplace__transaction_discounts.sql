@@ -13,7 +13,7 @@ renamed as (
 
     select
         {{ text_or_null(columns, '_dlt_id') }} as discount_row_id,
-        -- the transaction line version this discount belongs to (stg_..._transactions.transaction_row_id)
+        -- the transaction line version this discount belongs to
         {{ text_or_null(columns, '_dlt_parent_id') }} as transaction_row_id,
         {{ column_or_null(columns, '_dlt_list_idx', 'integer') }} as discount_index,
         upper({{ text_or_null(columns, 'type') }}) as discount_type,

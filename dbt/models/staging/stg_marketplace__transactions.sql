@@ -51,8 +51,9 @@ renamed as (
         {{ text_or_null(columns, 'license_level') }} as license_level,
         {{ text_or_null(columns, 'purchase_details__refund_reason') }} as refund_reason,
         {{ text_or_null(columns, 'purchase_details__credit_note_reason') }} as credit_note_reason,
-        {{ text_or_null(columns, 'purchase_details__original_transaction_details__transaction_id') }}
-            as original_transaction_id,
+        {{ text_or_null(
+            columns, 'purchase_details__original_transaction_details__transaction_id'
+        ) }} as original_transaction_id,
         {{ date_or_null(columns, 'purchase_details__original_transaction_details__sale_date') }}
             as original_sale_date,
         {{ text_or_null(columns, 'purchase_details__parent_product_name') }}
