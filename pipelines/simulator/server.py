@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import dataclasses
 import hmac
 import itertools
@@ -109,9 +108,12 @@ class SimulatorState:
         self.addon_names = {app.addon_key: app.name for app in vendor.apps}
         self._expected: tuple[date, Any] | None = None
         self._lists: OrderedDict[tuple[object, ...], list[Mapping[str, Any]]] = OrderedDict()
-        # The vendor renders lazily; one request at a time touches it (exports stream from
-        # worker threads while lists and metrics run on the event loop).
+        # The vendor draws its stories lazily when an iterator starts or today moves; that step
+        # must not run twice at once (exports stream from several worker threads). Rendering
+        # after it only reads, so streams run in parallel.
         self.lock = threading.RLock()
+        self._expected_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
 
     def advance(self, days: int) -> date:
         with self.lock:
@@ -122,29 +124,32 @@ class SimulatorState:
         self, kind: str, as_of: date | None = None, with_data_insights: bool = False
     ) -> Iterable[Mapping[str, Any]]:
         """The vendor's records of one kind as of a day (default: the simulated today)."""
-        as_of = as_of or self.vendor.today
-        if kind == "licenses":
-            return self.vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
-        if kind == "transactions":
-            return self.vendor.transactions(as_of=as_of)
-        if kind == "feedback":
-            return self.vendor.feedback(as_of=as_of)
-        if kind == "marketing_attribution":
-            return self.vendor.marketing_attribution(as_of=as_of)
-        from pipelines.simulator import metrics
+        if kind.startswith("events:"):
+            from pipelines.simulator import metrics
 
-        return metrics.details_events(self.expected(), kind.removeprefix("events:"))
+            return metrics.details_events(self.expected(), kind.removeprefix("events:"))
+        with self.lock:
+            as_of = as_of or self.vendor.today
+            if kind == "licenses":
+                records = self.vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
+            else:
+                records = getattr(self.vendor, kind)(as_of=as_of)
+            # Run the generator to its first record while holding the lock: that is when the
+            # vendor draws whatever it has not drawn yet.
+            iterator = iter(records)
+            first = list(itertools.islice(iterator, 1))
+        return itertools.chain(first, iterator)
 
     def expected(self) -> Any:
         """The ground-truth metric tables as of the simulated today, computed once per day."""
         from pipelines.simulator import metrics
 
-        with self.lock:
+        with self._expected_lock:
             today = self.vendor.today
             if self._expected is None or self._expected[0] != today:
                 tables = metrics.compute_metrics(
-                    self.vendor.licenses(as_of=today, with_data_insights=True),
-                    self.vendor.transactions(as_of=today),
+                    self.records("licenses", today, with_data_insights=True),
+                    self.records("transactions", today),
                     as_of=today,
                 )
                 self._expected = (today, tables)
@@ -164,30 +169,31 @@ class SimulatorState:
         Small results are cached so walking N pages costs one filter pass, not N; a result
         larger than _LIST_CACHE_RECORDS is recounted per page rather than held in memory.
         """
-        with self.lock:
-            full_key = (kind, self.vendor.today, *key)
+        full_key = (kind, self.vendor.today, *key)
+        with self._cache_lock:
             cached = self._lists.get(full_key)
             if cached is not None:
                 self._lists.move_to_end(full_key)
                 return cached[offset : offset + limit], len(cached)
-            kept: list[Mapping[str, Any]] | None = []
-            page: list[Mapping[str, Any]] = []
-            total = 0
-            for record in record_filter.apply(self.records(kind, with_data_insights=insights)):
-                if offset <= total < offset + limit:
-                    page.append(record)
-                if kept is not None:
-                    kept.append(record)
-                    if len(kept) > _LIST_CACHE_RECORDS:
-                        kept = None
-                total += 1
+        kept: list[Mapping[str, Any]] | None = []
+        page: list[Mapping[str, Any]] = []
+        total = 0
+        for record in record_filter.apply(self.records(kind, with_data_insights=insights)):
+            if offset <= total < offset + limit:
+                page.append(record)
             if kept is not None:
+                kept.append(record)
+                if len(kept) > _LIST_CACHE_RECORDS:
+                    kept = None
+            total += 1
+        if kept is not None:
+            with self._cache_lock:
                 self._lists[full_key] = kept
                 while len(self._lists) > _LIST_CACHE_SIZE or (
                     sum(map(len, self._lists.values())) > _LIST_CACHE_RECORDS
                 ):
                     self._lists.popitem(last=False)
-            return page, total
+        return page, total
 
 
 # ---------------------------------------------------------------- responses
@@ -201,9 +207,7 @@ def error_response(status: int, message: str, path: str | None = None) -> Respon
     return json_response(ApiError(status, message, path).body(), status)
 
 
-def stream_array(
-    records: Iterable[Mapping[str, Any]], lock: threading.RLock | None = None
-) -> StreamingResponse:
+def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
     """A top-level JSON array sent in chunks: no Content-Length, never one body in memory."""
 
     def chunks() -> Iterator[bytes]:
@@ -212,8 +216,7 @@ def stream_array(
         iterator = iter(records)
 
         def pull() -> list[Mapping[str, Any]]:
-            with lock or contextlib.nullcontext():
-                return list(itertools.islice(iterator, _CHUNK_RECORDS))
+            return list(itertools.islice(iterator, _CHUNK_RECORDS))
 
         batch = pull()
         prefix = b"["
@@ -350,7 +353,7 @@ def make_export_handler(entity: str, kind: str) -> Callable[[Request], Awaitable
         parse_accept(params)
         record_filter = _filter(request, api, entity, params)
         records = state.records(kind, with_data_insights=_insights(params, entity))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)), state.lock)
+        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
 
     return handler
 
@@ -425,7 +428,7 @@ def make_download_handler(kind: ExportKind) -> Callable[[Request], Awaitable[Res
             raise ApiError(404, "Export is being processed")
         record_filter = _filter(request, api, kind, job.params)
         records = state.records(kind, job.as_of, _insights(job.params, kind))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)), state.lock)
+        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
 
     return handler
 
@@ -559,7 +562,7 @@ async def admin_ground_truth(request: Request) -> Response:
     if kind not in ("licenses", "transactions", "feedback", "marketing_attribution"):
         raise ApiError(404, f"No ground truth named {kind}.")
     state = _state(request)
-    return stream_array(state.records(kind, with_data_insights=True), state.lock)
+    return stream_array(state.records(kind, with_data_insights=True))
 
 
 async def admin_expected(request: Request) -> Response:

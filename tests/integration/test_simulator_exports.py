@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -164,3 +166,26 @@ def test_csv_is_refused_with_a_json_errors_doc(simulator):
         response = client.get(f"{simulator.v2_base}/licenses/export", params={"accept": "csv"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["path"] == "accept"
+
+
+@pytest.mark.parametrize("simulator", [{"size": "small"}], indirect=True)
+def test_concurrent_exports_and_pages_stay_complete(simulator):
+    counts = {
+        "licenses": sum(1 for _ in simulator.vendor.licenses()),
+        "sales/transactions": sum(1 for _ in simulator.vendor.transactions()),
+    }
+
+    def fetch(path: str) -> int:
+        with simulator.client() as client:
+            return len(client.get(f"{simulator.v3_base}/{path}/export").json())
+
+    def total(path: str) -> int:
+        with simulator.client() as client:
+            return client.get(f"{simulator.v3_base}/{path}").json()["totalCount"]
+
+    paths = list(counts) * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        exported = list(pool.map(fetch, paths))
+        totals = list(pool.map(total, paths))
+    assert exported == [counts[p] for p in paths]
+    assert totals == [counts[p] for p in paths]
