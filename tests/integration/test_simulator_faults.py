@@ -124,3 +124,41 @@ def test_flaky_profile_draws_each_kind():
     injector = FaultInjector(parse_faults("flaky", seed=3))
     kinds = {injector.draw() for _ in range(2000)}
     assert kinds == {"none", "429", "5xx", "drop", "truncate"}
+
+
+@pytest.mark.parametrize(
+    "simulator",
+    [{"size": "small", "faults": {"profile": "flaky", "seed": 9, "retry_after_seconds": 0}}],
+    indirect=True,
+)
+def test_a_retrying_client_still_gets_every_record_once_under_the_flaky_profile(simulator):
+    def get(client, url: str) -> httpx.Response:
+        for _ in range(30):
+            try:
+                response = client.get(url)
+                response.read()
+                json.loads(response.content)
+            except (httpx.TransportError, json.JSONDecodeError):
+                continue
+            if response.status_code not in (429, 500, 502, 503):
+                return response
+        raise AssertionError("no answer in 30 tries")
+
+    seen = []
+    with simulator.client() as client:
+        url = f"{simulator.v3_base}/sales/transactions?limit=50"
+        while url:
+            body = get(client, url).json()
+            seen.extend(
+                (r["transactionId"], r["transactionLineItemId"]) for r in body["transactions"]
+            )
+            href = body["_links"].get("next", {}).get("href")
+            url = f"{simulator.base_url}/rest/3{href}" if href else None
+        exported = get(client, f"{simulator.v3_base}/licenses/export").json()
+    expected = [
+        (r["transactionId"], r["transactionLineItemId"]) for r in simulator.vendor.transactions()
+    ]
+    assert seen == expected
+    assert len(exported) == sum(1 for _ in simulator.vendor.licenses())
+    counters = simulator.faults.counters
+    assert counters["fault_429"] + counters["fault_5xx"] + counters["fault_drop"] > 0
