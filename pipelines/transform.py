@@ -98,6 +98,24 @@ def _check_raw_tables(warehouse: Path) -> None:
         )
 
 
+def _release_warehouse() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps open for the life of the process.
+
+    dbt-duckdb holds its database in a class attribute after `dbt build` returns; until it is
+    closed, this process cannot open the warehouse read-only (to print the marts, say), and no
+    other process can open it at all.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if environment is not None:
+            environment.close()
+
+
 def _node_name(result: Any) -> str:
     node = result.node
     return str(getattr(node, "name", None) or getattr(node, "unique_id", "?"))
@@ -187,7 +205,10 @@ def run_transform(
     # relative one would be read from dbt's working directory.
     env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     with _environment(env):
-        outcome = dbtRunner().invoke(args)
+        try:
+            outcome = dbtRunner().invoke(args)
+        finally:
+            _release_warehouse()
     seconds = time.perf_counter() - started
     if outcome.exception is not None:
         raise UserError(f"dbt could not run: {str(outcome.exception).strip().splitlines()[0]}")
