@@ -7,6 +7,7 @@ and memory would otherwise be counted with ours). A benchmark asserts nothing.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import socket
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--resources", default=None, help="comma-separated subset (default: all)")
     options = parser.parse_args()
     console = Console()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("pipelines.marketplace").setLevel(logging.INFO)
 
     from pipelines.simulator.server import DEFAULT_API_TOKEN, DEFAULT_EMAIL
 

@@ -148,6 +148,18 @@ def _pipeline(warehouse: Path) -> Any:
     )
 
 
+def loader_file_format() -> str:
+    """`[load] loader_file_format` from .dlt/config.toml, parquet by default.
+
+    dlt 1.31 does not apply that key by itself (measured: DuckDB then gets insert statements,
+    42 s and 3.9 GB to load 52k transaction lines, against 1.1 s and 330 MB with parquet), so
+    the runner passes it to `pipeline.run`.
+    """
+    import dlt
+
+    return str(dlt.config.get("load.loader_file_format") or "parquet")
+
+
 def _user_error_in(error: BaseException) -> UserError | None:
     """dlt wraps what a resource raises (PipelineStepFailed > ResourceExtractionError > ...)."""
     seen: set[int] = set()
@@ -209,7 +221,7 @@ def run(
             )
             if chosen:
                 source = source.with_resources(*chosen)
-            info = pipeline.run(source)
+            info = pipeline.run(source, loader_file_format=loader_file_format())
         except PipelineStepFailed as error:
             user_error = _user_error_in(error)
             if user_error is not None:

@@ -181,14 +181,16 @@ def licenses(run: Extraction) -> Iterator[list[dict[str, Any]]]:
     start = run.incremental_start(state.get("cursor"))
     flags = {**settings.LICENSE_FLAGS}
     if start is None:
-        sources = [
-            run.exporter.records(
-                "licenses",
+        plan = [
+            (
                 {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
-                what=f"licenses from {w.start}" + (f" to {w.end}" if w.end else ""),
+                f"licenses from {w.start}" + (f" to {w.end}" if w.end else ""),
             )
             for w in license_windows(run.first_day)
         ]
+        for params, what in plan:
+            run.exporter.start("licenses", params, what)
+        sources = [run.exporter.records("licenses", params, what) for params, what in plan]
     else:
         query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
         sources = [run.client.paginate("licenses", "licenses", query, what="licenses")]
@@ -204,7 +206,8 @@ def licenses(run: Extraction) -> Iterator[list[dict[str, Any]]]:
                     continue
                 seen[key] = has_insights(record)
                 newest = later(newest, record.get("lastUpdated"))
-                yield {**sort_nested_lists(record), "license_key": key}
+                record["license_key"] = key
+                yield sort_nested_lists(record)
 
     yield from batched(unique())
     state["cursor"] = newest
@@ -234,13 +237,17 @@ def transactions(run: Extraction) -> Iterator[list[dict[str, Any]]]:
     start = run.incremental_start(state.get("cursor"))
     flags = settings.TRANSACTION_FLAGS
     if start is None:
-        sources = [
-            run.exporter.records(
-                "sales/transactions",
+        plan = [
+            (
                 {**flags, **window_params(w)},
-                what=f"transactions from {w.start}" + (f" to {w.end}" if w.end else ""),
+                f"transactions from {w.start}" + (f" to {w.end}" if w.end else ""),
             )
             for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
+        ]
+        for params, what in plan:
+            run.exporter.start("sales/transactions", params, what)
+        sources = [
+            run.exporter.records("sales/transactions", params, what) for params, what in plan
         ]
         seen: set[str] | None = None
     else:
@@ -260,11 +267,9 @@ def transactions(run: Extraction) -> Iterator[list[dict[str, Any]]]:
                         continue
                     seen.add(key)
                 newest = later(newest, record.get("lastUpdated"))
-                yield {
-                    **sort_nested_lists(record),
-                    "transaction_key": key,
-                    "license_key": transaction_license_key(record),
-                }
+                record["transaction_key"] = key
+                record["license_key"] = transaction_license_key(record)
+                yield sort_nested_lists(record)
 
     yield from batched(rows())
     state["cursor"] = newest

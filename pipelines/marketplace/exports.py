@@ -84,6 +84,13 @@ class ExportRunner:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
+    def start(self, path: str, params: Mapping[str, Any], what: str) -> None:
+        """Initiate (or find the saved) export now, so that Atlassian prepares all the windows
+        of a backfill at once while we download them one by one."""
+        key = export_key(path, params)
+        if self._resume(path, key, what) is None:
+            self._initiate(path, params, key, what)
+
     def records(self, path: str, params: Mapping[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every record of the export for `params`, resuming a saved export id if there is one."""
         key = export_key(path, params)
@@ -96,6 +103,8 @@ class ExportRunner:
                 count = 0
                 for record in self.client.stream_export(handle):
                     count += 1
+                    if count % settings.PROGRESS_EVERY == 0:
+                        log.info("%s: %d records downloaded so far", what, count)
                     yield record
                 log.info("%s: export %s downloaded, %d records", what, handle.id, count)
                 self.ledger.put(key, status="DOWNLOADED", records=count)

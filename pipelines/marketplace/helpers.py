@@ -233,6 +233,20 @@ def batched(
 
 
 def sort_nested_lists(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with every nested array in a stable order: the API's order is not stable
-    (proratedDetails), and scd2 would record a reordering as a new version."""
-    return _canonical(record)  # type: ignore[no-any-return]
+    """The record, in place, with every nested array in a stable order: the API's order is not
+    stable (proratedDetails), and scd2 would record a reordering as a new version. Walks only
+    containers: a full canonical copy per record cost a third of the extraction time."""
+    for key, value in record.items():
+        if isinstance(value, dict):
+            sort_nested_lists(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    sort_nested_lists(item)
+            if len(value) > 1:
+                record[key] = sorted(value, key=_sort_key)
+    return record
+
+
+def _sort_key(item: Any) -> bytes:
+    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
