@@ -221,6 +221,11 @@ def run(
             )
             if chosen:
                 source = source.with_resources(*chosen)
+            saved = pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
+            # A resource with no cursor yet backfills by itself: say so in the summary.
+            backfill = backfill or any(
+                not (saved.get(name) or {}).get("cursor") for name in source.selected_resources
+            )
             info = pipeline.run(source, loader_file_format=loader_file_format())
         except PipelineStepFailed as error:
             user_error = _user_error_in(error)

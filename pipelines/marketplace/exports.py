@@ -83,6 +83,8 @@ class ExportRunner:
     max_reinitiations: int = settings.EXPORT_MAX_REINITIATIONS
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    # Export ids this run has already announced (initiated or resumed).
+    _known: set[str] = field(default_factory=set, repr=False)
 
     def start(self, path: str, params: Mapping[str, Any], what: str) -> None:
         """Initiate (or find the saved) export now, so that Atlassian prepares all the windows
@@ -130,7 +132,9 @@ class ExportRunner:
             # An old export describes old data (and may be gone): start a fresh one.
             self.ledger.drop(key)
             return None
-        log.info("%s: resuming export %s", what, entry["id"])
+        if entry["id"] not in self._known:
+            log.info("%s: resuming export %s saved by an earlier run", what, entry["id"])
+            self._known.add(entry["id"])
         return self.client.export_handle(path, entry["id"], entry.get("links"))
 
     def _initiate(self, path: str, params: Mapping[str, Any], key: str, what: str) -> ExportHandle:
@@ -143,6 +147,7 @@ class ExportRunner:
             status="QUEUED",
             initiated_at=dt.datetime.now(dt.UTC).isoformat(),
         )
+        self._known.add(handle.id)
         log.info("%s: export %s initiated", what, handle.id)
         return handle
 

@@ -163,7 +163,7 @@ def test_backfill_then_incremental_equals_ground_truth_with_history(
     warehouse = tmp_path / "w.duckdb"
 
     first = runner.run(warehouse, transform=False, retry=FAST_RETRY)
-    assert first.backfill is False  # the first run backfills by itself: no cursor yet
+    assert first.backfill is True  # the first run backfills by itself: no cursor yet
     assert_matches_ground_truth(warehouse, sim)
     before = {license_key(r): r for r in truth(sim, "licenses")}
     lines_before = {transaction_key(r): r for r in truth(sim, "transactions")}
