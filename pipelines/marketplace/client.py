@@ -299,7 +299,7 @@ class MarketplaceClient:
             # The next link carries the whole query (filters, offset); don't send ours twice.
             url = join_link(self.base_url, href, self.api_prefix) if href else None
             query = None
-            if pages % 20 == 0:
+            if pages % 100 == 0:
                 log.info("%s: %d pages, %d rows so far", what, pages, rows)
         log.info("%s: %d rows in %d pages", what, rows, pages)
 
