@@ -290,6 +290,21 @@ def test_a_failed_run_leaves_the_cursor_and_the_tables(
     assert_matches_ground_truth(warehouse, sim)
 
 
+def test_a_backfill_since_a_date_overlaps_without_duplicates_or_rewinding(
+    make_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sim = make_simulator(size="tiny")
+    configure(monkeypatch, sim)
+    warehouse = tmp_path / "w.duckdb"
+    runner.run(warehouse, transform=False, retry=FAST_RETRY)
+    sim.advance(20)
+    saved = cursors(warehouse)
+    result = runner.run(warehouse, since="2025-01-01", transform=False, retry=FAST_RETRY)
+    assert result.backfill
+    assert_matches_ground_truth(warehouse, sim)
+    assert all(cursors(warehouse)[name] >= saved[name] for name in saved if saved[name])
+
+
 def cli(args: list[str], env: dict[str, str]) -> Any:
     return CliRunner().invoke(app, args, env=env)
 
