@@ -139,7 +139,6 @@ class TestErrors:
             list(client.paginate("licenses", "licenses"))
         assert TOKEN not in str(caught.value)
 
-
     def test_the_resolved_config_masks_the_token(self) -> None:
         from pipelines.runner import SourceConfig
 
