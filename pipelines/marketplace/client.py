@@ -342,27 +342,42 @@ class MarketplaceClient:
         A download that breaks off is retried under the same policy; the records already
         yielded are skipped on the next attempt (a completed export does not change).
         """
+        try:
+            yield from self._stream(handle.download_url, f"export {handle.id} download", True)
+        except NotFoundError:
+            raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
+
+    def stream_sync_export(self, path: str, params: Params, what: str) -> Iterator[dict[str, Any]]:
+        """Every record of a synchronous `.../export` endpoint in one streamed response.
+
+        Such a response is computed afresh on each attempt, so a retried download starts over
+        and yields records again: the caller must tolerate (deduplicate) repeats.
+        """
+        url = str(httpx.URL(self.url(f"{path}/export"), params=params))  # type: ignore[arg-type]
+        try:
+            yield from self._stream(url, what, False)
+        except NotFoundError:
+            raise self._vendor_error() from None
+
+    def _stream(self, url: str, what: str, resume_by_count: bool) -> Iterator[dict[str, Any]]:
         yielded = 0
         try:
-            for attempt in self.retry.retrying(f"export {handle.id} download"):
+            for attempt in self.retry.retrying(what):
                 with attempt:
                     seen = 0
-                    for item in self._parse_download(handle):
+                    for item in self._parse_download(url):
                         seen += 1
-                        if seen <= yielded:
+                        if resume_by_count and seen <= yielded:
                             continue
                         yielded += 1
                         yield item
         except RETRYABLE_EXCEPTIONS as error:
             raise UserError(
-                f"downloading export {handle.id} kept failing ({describe(error)}); "
-                "run again to resume."
+                f"the {what} kept failing ({describe(error)}); run again to resume."
             ) from None
-        except NotFoundError:
-            raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
 
-    def _parse_download(self, handle: ExportHandle) -> Iterator[dict[str, Any]]:
-        with self._http.stream("GET", handle.download_url) as response:
+    def _parse_download(self, url: str) -> Iterator[dict[str, Any]]:
+        with self._http.stream("GET", url) as response:
             self._check(response)
             # Licenses and transactions come as a top-level array; marketing attribution as
             # {"marketingAttribution": [...]} per the spec but as an array live: accept both.

@@ -12,7 +12,7 @@ import orjson
 
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
-from pipelines.marketplace.client import MarketplaceClient
+from pipelines.marketplace.client import MarketplaceClient, log
 from pipelines.marketplace.exports import ExportRunner
 
 # ---- identities (METRICS.md, "Identities") ----------------------------------------------------
@@ -216,6 +216,20 @@ class Extraction:
         if self.backfill or not cursor:
             return None
         return lookback_start(cursor, self.lookback_days)
+
+
+def exported_or_paged(
+    client: MarketplaceClient, path: str, items_key: str, query: dict[str, str], what: str
+) -> Iterator[dict[str, Any]]:
+    """A list endpoint's records through its one-request `/export` (a large vendor's metric
+    events are tens of thousands of pages of 50), falling back to paging when the export keeps
+    failing, as Atlassian warns it may on large data. Either way records can repeat (a retried
+    export starts over): the caller deduplicates."""
+    try:
+        yield from client.stream_sync_export(path, {**query, "accept": "json"}, what)
+    except UserError as error:
+        log.warning("%s: export failed (%s); reading the pages instead", what, error)
+        yield from client.paginate(path, items_key, query, what=what)
 
 
 def batched(

@@ -312,3 +312,30 @@ class TestExports:
         rows = list(resumed.records("licenses", {"startDate": "2020-01-01"}, "licenses"))
         assert len(rows) == 3
         assert counts["initiated"] == 0
+
+
+def test_a_failing_sync_export_falls_back_to_paging() -> None:
+    from pipelines.marketplace.helpers import exported_or_paged
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/export"):
+            return httpx.Response(500)
+        return page("events", [{"n": 1}])
+
+    with make_client(handler, attempts=2) as client:
+        rows = list(exported_or_paged(client, "sales/metrics/churn/details", "events", {}, "x"))
+    assert rows == [{"n": 1}]
+
+
+def test_a_sync_export_streams_its_array() -> None:
+    from pipelines.marketplace.helpers import exported_or_paged
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/sales/metrics/churn/details/export")
+        assert request.url.params["startDate"] == "2024-01-01"
+        return httpx.Response(200, content=b'[{"n": 1}, {"n": 2}]')
+
+    with make_client(handler) as client:
+        query = {"startDate": "2024-01-01"}
+        rows = list(exported_or_paged(client, "sales/metrics/churn/details", "events", query, "x"))
+    assert rows == [{"n": 1}, {"n": 2}]
