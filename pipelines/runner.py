@@ -231,6 +231,12 @@ def run(
             user_error = _user_error_in(error)
             if user_error is not None:
                 raise UserError(str(user_error)) from None
+            if "Could not set lock" in str(error):
+                # Another process (a BI tool, a second run) holds DuckDB's write lock.
+                raise UserError(
+                    f"{warehouse} is open in another process: close it and run again (what "
+                    "this run extracted is kept and loaded first)."
+                ) from None
             raise
     finally:
         client.close()
