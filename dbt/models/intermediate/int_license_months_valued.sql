@@ -72,27 +72,52 @@ snapshots as (
 
 ),
 
+term_spans as (
+
+    -- The months whose snapshot day a term may cover, generated from the terms (a few per
+    -- term) rather than by a range join of every license month with every term.
+    select
+        terms.*,
+        generate_series(
+            date_trunc('month', terms.term_start_date),
+            date_trunc('month', least(terms.term_end_date, as_of.as_of_date)),
+            interval 1 month
+        ) as months
+    from terms
+    cross join as_of
+    where terms.term_start_date <= as_of.as_of_date
+
+),
+
+term_months as (
+
+    select
+        term_spans.*,
+        cast(unnest(term_spans.months) as date) as month
+    from term_spans
+
+),
+
 covering as (
 
     -- Where two terms cover the snapshot day, the later-starting one counts.
     select
-        snapshots.license_key,
-        snapshots.month,
-        terms.term_id,
-        terms.monthly_value
-    from snapshots
-    inner join terms
-        on
-            snapshots.license_key = terms.license_key
-            and snapshots.snapshot_date >= terms.term_start_date
-            and snapshots.snapshot_date < terms.term_end_date
+        term_months.license_key,
+        term_months.month,
+        term_months.term_id,
+        term_months.monthly_value
+    from term_months
+    cross join as_of
+    where
+        least(last_day(term_months.month), as_of.as_of_date) >= term_months.term_start_date
+        and least(last_day(term_months.month), as_of.as_of_date) < term_months.term_end_date
     qualify row_number() over (
-        partition by snapshots.license_key, snapshots.month
+        partition by term_months.license_key, term_months.month
         order by
-            terms.term_start_date desc,
-            terms.latest_sale_date desc,
-            terms.latest_transaction_line_item_id desc,
-            terms.latest_transaction_id desc
+            term_months.term_start_date desc,
+            term_months.latest_sale_date desc,
+            term_months.latest_transaction_line_item_id desc,
+            term_months.latest_transaction_id desc
     ) = 1
 
 ),

@@ -60,7 +60,11 @@ transaction_only_licenses as (
         partner_name,
         partner_type
     from transactions
-    where license_key not in (select licenses.license_key from licenses)
+    where
+        not exists (
+            select 1 from licenses
+            where licenses.license_key = transactions.license_key
+        )
     qualify row_number() over (
         partition by license_key
         order by sale_date desc, transaction_line_item_id desc, transaction_id desc

@@ -14,26 +14,52 @@ licenses as (
 
 ),
 
-matched as (
+by_entitlement as (
 
-    -- Feedback carries no license_key: Cloud rows name the entitlement, others the SEN.
+    -- Feedback carries no license_key: Cloud rows name the entitlement, others the SEN. Two
+    -- equi-joins, since one join on "entitlement or SEN" cannot use a hash join.
     select
         feedback.feedback_id,
-        licenses.license_key
+        licenses.license_key,
+        licenses.last_updated_date
     from feedback
     inner join licenses
         on
             feedback.addon_key = licenses.addon_key
-            and (
-                feedback.app_entitlement_id = licenses.app_entitlement_id
-                or (
-                    feedback.app_entitlement_id is null
-                    and feedback.license_id = licenses.license_id
-                )
-            )
-    qualify row_number() over (
-        partition by feedback.feedback_id order by licenses.last_updated_date desc
-    ) = 1
+            and feedback.app_entitlement_id = licenses.app_entitlement_id
+
+),
+
+by_sen as (
+
+    select
+        feedback.feedback_id,
+        licenses.license_key,
+        licenses.last_updated_date
+    from feedback
+    inner join licenses
+        on
+            feedback.addon_key = licenses.addon_key
+            and feedback.license_id = licenses.license_id
+    where feedback.app_entitlement_id is null
+
+),
+
+candidates as (
+
+    select * from by_entitlement
+    union all
+    select * from by_sen
+
+),
+
+matched as (
+
+    select
+        feedback_id,
+        license_key
+    from candidates
+    qualify row_number() over (partition by feedback_id order by last_updated_date desc) = 1
 
 ),
 

@@ -50,7 +50,6 @@ classified as (
 final as (
 
     select
-        md5(concat_ws('|', license_key, month)) as license_month_id,
         month,
         license_key,
         addon_key,
