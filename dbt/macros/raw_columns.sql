@@ -50,3 +50,14 @@
         cast(null as date)
     {%- endif -%}
 {%- endmacro %}
+
+
+{% macro raw_table(relation, columns) -%}
+    {#- The raw table, or no rows when it does not exist: a run limited to some resources
+        (`mpac run --resources ...`) creates only their tables, and the marts still build. -#}
+    {%- if columns -%}
+        {{ relation }}
+    {%- else -%}
+        (select 1 as no_rows where false) as missing_raw_table
+    {%- endif -%}
+{%- endmacro %}
