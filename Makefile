@@ -30,12 +30,16 @@ install: $(VENV)/.installed ## Create .venv with everything the project needs (i
 test: install ## Run the whole test suite (unit, integration, dbt)
 	$(RUN) pytest -n 2 --dist loadgroup
 
-test-unit: install ## Run the unit tests only
+test-unit: install ## Run the unit tests only (seconds)
 	$(RUN) pytest tests/unit
+
+test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
+	$(RUN) pytest -n 2 --dist loadgroup tests/integration
 
 lint: install ## Check Python (ruff) and SQL (sqlfluff) style
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) sqlfluff lint dbt/models
 
 format: install ## Format Python in place
 	$(RUN) ruff check --fix .
