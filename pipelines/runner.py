@@ -88,7 +88,7 @@ def read_config() -> SourceConfig:
         raise UserError("lookback_days must not be negative.")
     return SourceConfig(
         vendor_id=str(vendor_id),
-        base_url=str(value("base_url", settings.DEFAULT_BASE_URL)),
+        base_url=str(value("base_url", settings.DEFAULT_BASE_URLS[api_version])),
         api_version=api_version,
         start_date=start_date,
         lookback_days=lookback_days,

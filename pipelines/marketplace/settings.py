@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-# The live v2 host; v3 lives under https://api.atlassian.com/marketplace (set base_url for it).
-DEFAULT_BASE_URL = "https://marketplace.atlassian.com"
-API_VERSIONS = ("v2", "v3")
+# The live hosts: the two API generations are served from different places.
+DEFAULT_BASE_URLS = {
+    "v2": "https://marketplace.atlassian.com",
+    "v3": "https://api.atlassian.com/marketplace",
+}
+DEFAULT_BASE_URL = DEFAULT_BASE_URLS["v2"]
+API_VERSIONS = tuple(DEFAULT_BASE_URLS)
 
 # The API's documented maximum page size; larger values are clamped or rejected.
 PAGE_SIZE = 50
