@@ -159,3 +159,18 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
         {"as_of_date": truth.as_of}
     ]
     assert differences(warehouse, truth) == {}
+
+
+def test_mpac_run_builds_the_marts_after_loading(
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = make_simulator(size="tiny")
+    configure(monkeypatch, sim)
+    warehouse = tmp_path / "marketplace.duckdb"
+
+    mpac("run", "--backfill", "--warehouse", str(warehouse))
+
+    licenses = list(sim.state.records("licenses", with_data_insights=True))
+    truth = compute_metrics(licenses, list(sim.state.records("transactions")))
+    assert truth.churn, "the tiny vendor should have renewal opportunities"
+    assert differences(warehouse, truth) == {}
