@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,26 +137,31 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     configure(monkeypatch, sim)
     warehouse = tmp_path / "marketplace.duckdb"
 
-    # Backfill, then dbt as of the simulator's today: the day its metric endpoints describe.
+    # Backfill, then dbt with default vars: as_of_date is the latest lastUpdated loaded, the day
+    # the simulator's own figures describe too, so reconciliation must be exactly zero.
     mpac("run", "--backfill", "--no-transform", "--warehouse", str(warehouse))
-    transform(warehouse, as_of=sim.today)
+    transform(warehouse)
+    assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
+        {"as_of_date": sim.expected().as_of}
+    ]
     assert differences(warehouse, sim.expected()) == {}
     assert reconciliation_gaps(warehouse) == []
 
     # 45 days later: new sales, renewals, refunds and rewritten records; an incremental load.
     sim.advance(45)
     mpac("run", "--no-transform", "--warehouse", str(warehouse))
-    transform(warehouse, as_of=sim.today)
+    transform(warehouse)
     assert differences(warehouse, sim.expected()) == {}
     assert reconciliation_gaps(warehouse) == []
 
-    # Without the var, as_of_date is the latest lastUpdated loaded, as compute_metrics does.
-    transform(warehouse, severity="warn")
+    # An explicit as_of_date in the past: the marts describe that day, as compute_metrics does.
+    earlier = sim.expected().as_of - timedelta(days=40)
+    transform(warehouse, as_of=earlier, severity="warn")
     licenses = list(sim.state.records("licenses", with_data_insights=True))
     transactions = list(sim.state.records("transactions"))
-    truth = compute_metrics(licenses, transactions)
+    truth = compute_metrics(licenses, transactions, as_of=earlier)
     assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
-        {"as_of_date": truth.as_of}
+        {"as_of_date": earlier}
     ]
     assert differences(warehouse, truth) == {}
 
