@@ -206,6 +206,21 @@ def transform(
     run_transform(warehouse_path(warehouse), select=select, vars=chosen or None)
 
 
+@app.command()
+@friendly_errors
+def report(
+    warehouse: str = typer.Option(
+        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
+    ),
+    months: int = typer.Option(3, "--months", min=1, help="How many recent months to show."),
+) -> None:
+    """The last months of churn, renewal, conversion and MRR per app, from the marts."""
+    from pipelines.report import print_report
+    from pipelines.warehouse import warehouse_path
+
+    print_report(warehouse_path(warehouse), months)
+
+
 def main() -> None:
     app()
 

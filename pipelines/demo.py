@@ -1,4 +1,4 @@
-"""`make demo`: simulator -> backfill -> 30 days later -> incremental run -> row counts."""
+"""`make demo`: simulator -> backfill -> 30 days later -> incremental run -> dbt -> metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from pipelines import runner
 from pipelines.errors import UserError
+from pipelines.report import print_report
 from pipelines.warehouse import pipelines_dir
 
 DEMO_WAREHOUSE = Path("data") / "demo.duckdb"
@@ -87,7 +89,9 @@ def main() -> None:
     try:
         runner.run_transform(warehouse)  # prints its own summary
     except UserError as error:
-        console.print(f"[yellow]transform did not complete:[/] {error}")
+        console.print(f"[bold red]transform failed:[/] {error}")
+        sys.exit(error.exit_code)
+    print_report(warehouse, months=3)
 
 
 if __name__ == "__main__":
