@@ -2,23 +2,9 @@
 
 with
 
-opportunities as (
+outcomes as (
 
-    select * from {{ ref('int_renewal_opportunities_resolved') }}
-
-),
-
-aggregated as (
-
-    select
-        month,
-        addon_key,
-        billing_period,
-        count(*) filter (outcome = 'cancelled') as cancellations,
-        count(*) filter (outcome = 'renewed') as renewals,
-        count(*) filter (outcome = 'pending') as pending
-    from opportunities
-    group by month, addon_key, billing_period
+    select * from {{ ref('int_renewal_outcomes_counted') }}
 
 ),
 
@@ -28,11 +14,11 @@ final as (
         month,
         addon_key,
         billing_period,
-        renewals + cancellations as opportunities,
+        opportunities,
         renewals,
         pending,
-        renewals / nullif(renewals + cancellations, 0) as renewal_rate
-    from aggregated
+        renewals / nullif(opportunities, 0) as renewal_rate
+    from outcomes
 
 )
 
