@@ -809,7 +809,8 @@ def serve(
     import uvicorn
     from rich.console import Console
 
-    console = Console()
+    # soft_wrap: URLs are for copying, so they must never be broken across lines.
+    console = Console(soft_wrap=True)
     host = "127.0.0.1"
     if not 0 < port < 65536:
         raise UserError(f"Port {port} is not a TCP port (1-65535).")
