@@ -19,7 +19,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
+# soft_wrap: an error is one sentence, and a log or a CI page must show it on one line.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
