@@ -362,7 +362,8 @@ def test_the_api_token_is_never_printed_logged_or_written(
     caplog.set_level("DEBUG")
     warehouse = tmp_path / "data" / "w.duckdb"
     env = sim_env(sim)
-    outputs = [cli(["run", "--warehouse", str(warehouse), "--no-transform"], env)]
+    # With the dbt step: its logs and artefacts land under the warehouse folder too.
+    outputs = [cli(["run", "--warehouse", str(warehouse)], env)]
     sim.advance(10)
     # A failing run too (an export that outlives its deadline): errors must not leak either.
     sim.set_faults({"export_queued_polls": 5})
