@@ -321,10 +321,14 @@ def marketing_attribution(run: Extraction) -> Iterator[list[dict[str, Any]]]:
     """One row per attribution event, keyed by a hash of the row (no id in the API).
 
     merge on the hash so the look-back window lands on rows already loaded. Only an async
-    export serves attribution, so incremental runs export the look-back window too.
+    export serves attribution, so incremental runs export the look-back window too, widened by
+    the 30 days by which attribution trails its eventTimestamp.
     """
     state = dlt.current.resource_state()
-    start = run.incremental_start(state.get("cursor")) or run.first_day
+    start = (
+        run.incremental_start(state.get("cursor"), settings.ATTRIBUTION_ARRIVES_LATE_DAYS)
+        or run.first_day
+    )
     newest = state.get("cursor")
 
     def rows() -> Iterator[dict[str, Any]]:

@@ -211,11 +211,14 @@ class Extraction:
     # First day of the metric events' re-read window (set once by the source).
     events_from: dt.date | None = None
 
-    def incremental_start(self, cursor: str | None) -> dt.date | None:
-        """None means backfill: asked for, or nothing saved yet for this resource."""
+    def incremental_start(self, cursor: str | None, arrives_late_days: int = 0) -> dt.date | None:
+        """None means backfill: asked for, or nothing saved yet for this resource.
+
+        `arrives_late_days` widens the look-back for rows that appear after the date they
+        carry (attribution is dated before the evaluation that reveals it)."""
         if self.backfill or not cursor:
             return None
-        return lookback_start(cursor, self.lookback_days)
+        return lookback_start(cursor, self.lookback_days + arrives_late_days)
 
 
 def exported_or_paged(

@@ -96,6 +96,10 @@ METRIC_AGGREGATE_PARAMS: dict[str, dict[str, str]] = {
     "conversion": {"aggregation": "month", "groupBy": "conversionType"},
 }
 
+# Attribution rows cover the 30 days of page activity before an evaluation and are published
+# when the evaluation starts, so they arrive up to this many days after their eventTimestamp.
+ATTRIBUTION_ARRIVES_LATE_DAYS = 30
+
 RESOURCES = (
     "licenses",
     "transactions",

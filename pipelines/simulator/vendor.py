@@ -743,14 +743,13 @@ class SyntheticVendor:
             return dict(self._counts_cache[day])
         lic = tx = fb = ma = 0
         for rec in self._licenses:
-            if rec[L_START] <= day or (rec[L_ATTRIB] and rec[L_ATTRIB][0][0] <= day):
-                if rec[L_START] <= day:
-                    lic += 1
+            if rec[L_START] <= day:
+                lic += 1
                 txs = rec[L_TXS]
                 if txs and txs[0][0] <= day:
                     tx += bisect_right(txs, day, key=_sale_key)
                 fb += sum(1 for f in rec[L_FEEDBACK] if f[0] <= day)
-                ma += sum(1 for a in rec[L_ATTRIB] if a[0] <= day)
+                ma += len(rec[L_ATTRIB])
         result = {"licenses": lic, "transactions": tx, "feedback": fb, "marketing_attribution": ma}
         self._counts_cache[day] = result
         return dict(result)
@@ -815,12 +814,15 @@ class SyntheticVendor:
             as_of: The day; today when None.
 
         Yields:
-            One v2 MarketingAttributionActivity dict per event on or before that day.
+            One v2 MarketingAttributionActivity dict per event of an evaluation started on or
+            before that day.
         """
         day = self._as_of(as_of)
         for rec in self._licenses:
-            for a in rec[L_ATTRIB]:
-                if a[0] <= day:
+            # Atlassian attributes the 30 days of page activity before an evaluation once the
+            # evaluation starts: the rows appear on that day, dated up to 30 days earlier.
+            if rec[L_START] <= day:
+                for a in rec[L_ATTRIB]:
                     yield self._render_attribution(rec, a)
 
     # --- rendering ---------------------------------------------------------------------------

@@ -370,9 +370,9 @@ def test_feedback_and_attribution_rows_are_tied_to_licenses() -> None:
     assert max(per_license.values()) > 1
     for row in records["marketing_attribution"]:
         lic = by_id.get(row["addonLicenseId"])
-        if lic is None or lic["licenseType"] != "EVALUATION":
-            # Not started by as_of (attribution comes first), or converted: the record no
-            # longer shows the evaluation start without insights.
+        assert lic is not None, "attribution appears only once its evaluation has started"
+        if lic["licenseType"] != "EVALUATION":
+            # Converted: the record no longer shows the evaluation start without insights.
             continue
         start = date.fromisoformat(lic["maintenanceStartDate"])
         gap = start - date.fromisoformat(row["eventTimestamp"][:10])
@@ -417,3 +417,21 @@ def test_field_names_exist_in_the_openapi_schema() -> None:
     ):
         for record in records[name]:
             check(record, schema_name, name)
+
+
+def test_attribution_appears_when_its_evaluation_starts_dated_up_to_30_days_earlier() -> None:
+    vendor = SyntheticVendor(5, "small")
+    old_today = vendor.today
+    seen = {json.dumps(row, sort_keys=True) for row in vendor.marketing_attribution()}
+    vendor.advance(20)
+    arrived = [
+        row
+        for row in vendor.marketing_attribution()
+        if json.dumps(row, sort_keys=True) not in seen
+    ]
+    assert arrived, "20 days should start new evaluations with attribution"
+    backdated = [r for r in arrived if r["eventTimestamp"][:10] < old_today.isoformat()]
+    # The rows an incremental pull by eventTimestamp alone would miss.
+    assert backdated
+    oldest = min(date.fromisoformat(r["eventTimestamp"][:10]) for r in arrived)
+    assert old_today - oldest <= timedelta(days=30)
