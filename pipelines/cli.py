@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -60,6 +61,25 @@ def simulate(
         err_console.print("simulator stopped.")
 
 
+PUBLISH_HELP = (
+    "After a successful run, copy the warehouse here for BI tools (readable by DuckDB 1.2+); "
+    "default $MPAC_PUBLISH, else no copy."
+)
+
+
+def _publish(warehouse: Path, publish: str | None) -> None:
+    """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH)."""
+    from pipelines.warehouse import publish_path, publish_reader_copy
+
+    target = publish_path(publish)
+    if target is None:
+        return
+    seconds = publish_reader_copy(warehouse, target)
+    Console(stderr=True, soft_wrap=True).print(
+        f"published a copy for readers at {target} ({seconds:.1f} s)", highlight=False
+    )
+
+
 def _show_progress() -> None:
     """Readable progress on stderr: exports, pages and rows (httpx's per-request lines are
     left at WARNING; they carry URLs only, never the credentials)."""
@@ -96,6 +116,7 @@ def run(
     no_transform: bool = typer.Option(
         False, "--no-transform", help="Load the raw tables only; skip the dbt step."
     ),
+    publish: str = typer.Option(None, "--publish", help=PUBLISH_HELP),
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform."""
     from rich.table import Table
@@ -118,6 +139,7 @@ def run(
     console = Console()
     console.print(table)
     console.print(f"transform: {result.transform}")
+    _publish(path, publish)
 
 
 @app.command()
@@ -182,6 +204,7 @@ def transform(
     dbt_vars: str = typer.Option(
         None, "--vars", help="More dbt vars as JSON, e.g. '{\"grace_days\": 14}'."
     ),
+    publish: str = typer.Option(None, "--publish", help=PUBLISH_HELP),
 ) -> None:
     """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
     import json
@@ -204,7 +227,9 @@ def transform(
             chosen["as_of_date"] = date.fromisoformat(as_of).isoformat()
         except ValueError:
             raise UserError(f"--as-of must be a date (YYYY-MM-DD), not {as_of!r}.") from None
-    run_transform(warehouse_path(warehouse), select=select, vars=chosen or None)
+    path = warehouse_path(warehouse)
+    run_transform(path, select=select, vars=chosen or None)
+    _publish(path, publish)
 
 
 @app.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Sequence
@@ -259,14 +258,10 @@ def run(
 
 
 def run_transform(warehouse: Path) -> str:
-    """The dbt step, once `pipelines.transform` exists (the dbt issue delivers it)."""
-    try:
-        module = importlib.import_module("pipelines.transform")
-    except ModuleNotFoundError as error:
-        if error.name != "pipelines.transform":
-            raise
-        return "skipped: pipelines.transform is not there yet"
-    return str(module.run_transform(warehouse)) or "done"
+    """The dbt step after a load: `dbt build`, summarised; a failing test raises a UserError."""
+    from pipelines.transform import run_transform as dbt_build
+
+    return str(dbt_build(warehouse))
 
 
 # ---- status ----------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ from pathlib import Path
 
 DEFAULT_WAREHOUSE = Path("data") / "marketplace.duckdb"
 WAREHOUSE_ENV = "MPAC_WAREHOUSE"
+PUBLISH_ENV = "MPAC_PUBLISH"
+# BI tools and their drivers often still embed DuckDB 1.x, which cannot open a file DuckDB 2
+# wrote (STACK-NOTES); a copy written in this storage format opens in DuckDB 1.2 and later.
+READER_STORAGE_VERSION = "v1.2.0"
 RAW_DATASET = "raw_marketplace"
 PIPELINE_NAME = "marketplace"
 
@@ -20,3 +24,52 @@ def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def pipelines_dir(warehouse: Path) -> Path:
     """dlt's working folder sits beside the warehouse, so state travels with the data."""
     return warehouse.parent / f".{warehouse.stem}.dlt"
+
+
+def publish_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Where to publish the readers' copy: --publish, else $MPAC_PUBLISH, else nowhere."""
+    chosen = explicit or os.environ.get(PUBLISH_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else None
+
+
+def publish_reader_copy(warehouse: Path, target: Path) -> float:
+    """Copy the warehouse for readers (BI tools, notebooks) and swap it in atomically.
+
+    DuckDB lets one process write and blocks every reader meanwhile, and a reader holding the
+    file makes the next load fail: readers get their own copy, replaced whole after each run, so
+    they never block a load nor see half a run. Returns the seconds it took.
+    """
+    import time
+
+    import duckdb
+
+    from pipelines.errors import UserError
+
+    if target == warehouse:
+        raise UserError("--publish must name another file than the warehouse itself.")
+    started = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        with duckdb.connect() as connection:
+            connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
+            connection.execute(
+                f"attach '{_quoted(partial)}' as reader_copy "
+                f"(storage_version '{READER_STORAGE_VERSION}')"
+            )
+            connection.execute("copy from database warehouse to reader_copy")
+            connection.execute("detach reader_copy")
+    except duckdb.IOException:
+        partial.unlink(missing_ok=True)
+        raise UserError(
+            f"could not read {warehouse} to publish it: another process is writing to it; "
+            "publish again when it is done."
+        ) from None
+    # A rename is atomic: a reader opens either the old copy or the new one, never a mix.
+    os.replace(partial, target)
+    return time.perf_counter() - started
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -425,9 +425,7 @@ def test_attribution_appears_when_its_evaluation_starts_dated_up_to_30_days_earl
     seen = {json.dumps(row, sort_keys=True) for row in vendor.marketing_attribution()}
     vendor.advance(20)
     arrived = [
-        row
-        for row in vendor.marketing_attribution()
-        if json.dumps(row, sort_keys=True) not in seen
+        row for row in vendor.marketing_attribution() if json.dumps(row, sort_keys=True) not in seen
     ]
     assert arrived, "20 days should start new evaluations with attribution"
     backdated = [r for r in arrived if r["eventTimestamp"][:10] < old_today.isoformat()]

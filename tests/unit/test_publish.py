@@ -1,0 +1,87 @@
+"""The readers' copy: a whole, atomically swapped copy of the warehouse for BI tools."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.warehouse import PUBLISH_ENV, publish_path, publish_reader_copy
+
+HOLD_WRITE_LOCK = (
+    "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); "
+    "print('locked', flush=True); time.sleep(60)"
+)
+
+
+def make_warehouse(path: Path, mrr: float) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema if not exists marts")
+        con.execute("create or replace table marts.fct_mrr as select ? as mrr", [mrr])
+        con.execute(
+            "create or replace view marts.mrr_view as select mrr * 12 as arr from marts.fct_mrr"
+        )
+
+
+def read(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_the_copy_has_every_schema_table_and_view(tmp_path):
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi" / "w.duckdb"
+    make_warehouse(warehouse, 10.0)
+    publish_reader_copy(warehouse, target)
+    assert read(target, "select mrr from marts.fct_mrr") == [(10.0,)]
+    assert read(target, "select arr from marts.mrr_view") == [(120.0,)]
+    assert not list(target.parent.glob(".*partial*")), "no partial file left behind"
+
+
+def test_a_reader_holding_the_old_copy_does_not_block_the_next_publish(tmp_path):
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi.duckdb"
+    make_warehouse(warehouse, 10.0)
+    publish_reader_copy(warehouse, target)
+    with duckdb.connect(str(target), read_only=True) as reader:
+        make_warehouse(warehouse, 20.0)
+        publish_reader_copy(warehouse, target)
+        # The open reader keeps its consistent old snapshot ...
+        assert reader.execute("select mrr from marts.fct_mrr").fetchall() == [(10.0,)]
+    # ... and the next reader sees the new run whole.
+    assert read(target, "select mrr from marts.fct_mrr") == [(20.0,)]
+
+
+def test_a_warehouse_being_written_is_a_clear_error_and_keeps_the_old_copy(tmp_path):
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi.duckdb"
+    make_warehouse(warehouse, 10.0)
+    publish_reader_copy(warehouse, target)
+    # Another process holds the write lock, as a running load does.
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, str(warehouse)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match="another process is writing"):
+            publish_reader_copy(warehouse, target)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert read(target, "select mrr from marts.fct_mrr") == [(10.0,)]
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_publishing_onto_the_warehouse_itself_is_refused(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    make_warehouse(warehouse, 1.0)
+    with pytest.raises(UserError, match="another file"):
+        publish_reader_copy(warehouse, warehouse)
+
+
+def test_publish_path_comes_from_the_option_else_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(PUBLISH_ENV, raising=False)
+    assert publish_path(None) is None
+    monkeypatch.setenv(PUBLISH_ENV, str(tmp_path / "env.duckdb"))
+    assert publish_path(None) == tmp_path / "env.duckdb"
+    assert publish_path(str(tmp_path / "opt.duckdb")) == tmp_path / "opt.duckdb"
