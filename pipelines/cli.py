@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,10 +61,18 @@ def simulate(
         err_console.print("simulator stopped.")
 
 
-PUBLISH_HELP = (
-    "After a successful run, copy the warehouse here for BI tools (readable by DuckDB 1.2+); "
-    "default $MPAC_PUBLISH, else no copy."
-)
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
+]
+PublishOption = Annotated[
+    str | None,
+    typer.Option(
+        "--publish",
+        help="After a successful run, copy the warehouse here for BI tools (readable by "
+        "DuckDB 1.2+); default $MPAC_PUBLISH, else no copy.",
+    ),
+]
 
 
 def _publish(warehouse: Path, publish: str | None) -> None:
@@ -110,13 +118,11 @@ def run(
         help="Comma-separated subset: licenses,transactions,feedback,marketing_attribution,"
         "metric_aggregates,metric_events.",
     ),
-    warehouse: str = typer.Option(
-        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
-    ),
+    warehouse: WarehouseOption = None,
     no_transform: bool = typer.Option(
         False, "--no-transform", help="Load the raw tables only; skip the dbt step."
     ),
-    publish: str = typer.Option(None, "--publish", help=PUBLISH_HELP),
+    publish: PublishOption = None,
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform."""
     from rich.table import Table
@@ -145,9 +151,7 @@ def run(
 @app.command()
 @friendly_errors
 def status(
-    warehouse: str = typer.Option(
-        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
-    ),
+    warehouse: WarehouseOption = None,
 ) -> None:
     """Last loads, rows per table, saved cursors and exports still pending."""
     from rich.table import Table
@@ -192,9 +196,7 @@ def status(
 @app.command()
 @friendly_errors
 def transform(
-    warehouse: str = typer.Option(
-        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
-    ),
+    warehouse: WarehouseOption = None,
     select: str = typer.Option(
         None, "--select", help="dbt selection, e.g. marts or +fct_churn (default: everything)."
     ),
@@ -204,7 +206,7 @@ def transform(
     dbt_vars: str = typer.Option(
         None, "--vars", help="More dbt vars as JSON, e.g. '{\"grace_days\": 14}'."
     ),
-    publish: str = typer.Option(None, "--publish", help=PUBLISH_HELP),
+    publish: PublishOption = None,
 ) -> None:
     """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
     import json
@@ -235,9 +237,7 @@ def transform(
 @app.command()
 @friendly_errors
 def report(
-    warehouse: str = typer.Option(
-        None, "--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."
-    ),
+    warehouse: WarehouseOption = None,
     months: int = typer.Option(3, "--months", min=1, help="How many recent months to show."),
 ) -> None:
     """The last months of churn, renewal, conversion and MRR per app, from the marts."""
