@@ -71,6 +71,17 @@ class RunningSimulator:
     def today(self) -> date:
         return self.vendor.today
 
+    def env(self, api_version: str = "v2", export_poll_seconds: float = 0.05) -> dict[str, str]:
+        """The settings that point a run at this simulator, as the env vars a user would set."""
+        return {
+            "SOURCES__MARKETPLACE__VENDOR_ID": str(self.vendor.vendor_id),
+            "SOURCES__MARKETPLACE__BASE_URL": self.base_url,
+            "SOURCES__MARKETPLACE__EMAIL": self.email,
+            "SOURCES__MARKETPLACE__API_TOKEN": self.api_token,
+            "SOURCES__MARKETPLACE__API_VERSION": api_version,
+            "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": str(export_poll_seconds),
+        }
+
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on base_url with the right credentials (caller closes it)."""
         kwargs.setdefault("timeout", 30.0)
