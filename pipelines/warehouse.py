@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 DEFAULT_WAREHOUSE = Path("data") / "marketplace.duckdb"
 WAREHOUSE_ENV = "MPAC_WAREHOUSE"
 PUBLISH_ENV = "MPAC_PUBLISH"
+PUBLISH_RAW_ENV = "MPAC_PUBLISH_RAW"
+# What BI users get: the marts. dlt's staging schema and dbt's staging and intermediate models
+# are working parts whose shape changes between versions; raw data only when asked for.
+PUBLISHED_SCHEMAS = ("marts",)
 # BI tools and their drivers often still embed DuckDB 1.x, which cannot open a file DuckDB 2
 # wrote (STACK-NOTES); a copy written in this storage format opens in DuckDB 1.2 and later.
 READER_STORAGE_VERSION = "v1.2.0"
@@ -32,8 +37,16 @@ def publish_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
-def publish_reader_copy(warehouse: Path, target: Path) -> float:
-    """Copy the warehouse for readers (BI tools, notebooks) and swap it in atomically.
+def publish_includes_raw(explicit: bool | None = None) -> bool:
+    """--publish-raw, else $MPAC_PUBLISH_RAW (1, true or yes), else no raw tables."""
+    if explicit is not None:
+        return explicit
+    return os.environ.get(PUBLISH_RAW_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def publish_reader_copy(warehouse: Path, target: Path, include_raw: bool = False) -> float:
+    """Copy the marts (and the raw tables if `include_raw`) for readers (BI tools, notebooks)
+    and swap the copy in atomically.
 
     DuckDB lets one process write and blocks every reader meanwhile, and a reader holding the
     file makes the next load fail: readers get their own copy, replaced whole after each run, so
@@ -58,7 +71,8 @@ def publish_reader_copy(warehouse: Path, target: Path) -> float:
                 f"attach '{_quoted(partial)}' as reader_copy "
                 f"(storage_version '{READER_STORAGE_VERSION}')"
             )
-            connection.execute("copy from database warehouse to reader_copy")
+            schemas = (*PUBLISHED_SCHEMAS, RAW_DATASET) if include_raw else PUBLISHED_SCHEMAS
+            _copy_schemas(connection, schemas)
             connection.execute("detach reader_copy")
     except duckdb.IOException:
         partial.unlink(missing_ok=True)
@@ -69,6 +83,30 @@ def publish_reader_copy(warehouse: Path, target: Path) -> float:
     # A rename is atomic: a reader opens either the old copy or the new one, never a mix.
     os.replace(partial, target)
     return time.perf_counter() - started
+
+
+def _copy_schemas(connection: Any, schemas: tuple[str, ...]) -> None:
+    """Copy the tables, then the views, of `schemas` from `warehouse` into `reader_copy`."""
+    listed = ", ".join(f"'{name}'" for name in schemas)
+    tables = connection.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = 'warehouse'"
+        f" and schema_name in ({listed}) order by all"
+    ).fetchall()
+    views = connection.execute(
+        "select schema_name, sql from duckdb_views() where database_name = 'warehouse'"
+        f" and schema_name in ({listed}) and not internal order by view_name"
+    ).fetchall()
+    for schema in {schema for schema, _ in [*tables, *views]}:
+        connection.execute(f'create schema reader_copy."{schema}"')
+    for schema, table in tables:
+        connection.execute(
+            f'create table reader_copy."{schema}"."{table}" as from warehouse."{schema}"."{table}"'
+        )
+    # A view's SQL names its tables without a catalog: run it inside the copy.
+    connection.execute("use reader_copy")
+    for _, sql in views:
+        connection.execute(sql)
+    connection.execute("use memory")
 
 
 def _quoted(path: Path) -> str:

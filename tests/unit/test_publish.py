@@ -85,3 +85,21 @@ def test_publish_path_comes_from_the_option_else_the_environment(monkeypatch, tm
     monkeypatch.setenv(PUBLISH_ENV, str(tmp_path / "env.duckdb"))
     assert publish_path(None) == tmp_path / "env.duckdb"
     assert publish_path(str(tmp_path / "opt.duckdb")) == tmp_path / "opt.duckdb"
+
+
+def test_the_copy_holds_the_marts_not_dlt_staging_nor_intermediates(tmp_path, monkeypatch):
+    from pipelines.warehouse import PUBLISH_RAW_ENV, publish_includes_raw
+
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi.duckdb"
+    make_warehouse(warehouse, 10.0)
+    with duckdb.connect(str(warehouse)) as con:
+        for schema in ("raw_marketplace", "raw_marketplace_staging", "staging", "intermediate"):
+            con.execute(f"create schema {schema}; create table {schema}.t as select 1 as x")
+    schemas = "select distinct schema_name from duckdb_tables() order by 1"
+    publish_reader_copy(warehouse, target)
+    assert read(target, schemas) == [("marts",)]
+    assert read(target, "select arr from marts.mrr_view") == [(120.0,)]
+    # Raw data only when configured.
+    monkeypatch.setenv(PUBLISH_RAW_ENV, "1")
+    publish_reader_copy(warehouse, target, include_raw=publish_includes_raw())
+    assert read(target, schemas) == [("marts",), ("raw_marketplace",)]
