@@ -1,0 +1,80 @@
+"""`mpac docs`: dbt's documentation site of a built warehouse, as one static HTML file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.transform import (
+    DBT_PROJECT_DIR,
+    _environment,
+    _release_warehouse,
+    dbt_artifacts_dir,
+)
+from pipelines.warehouse import WAREHOUSE_ENV
+
+
+def docs_path(warehouse: Path) -> Path:
+    """The docs sit beside the warehouse: data/demo.duckdb -> data/demo.docs.html."""
+    return warehouse.with_name(f"{warehouse.stem}.docs.html")
+
+
+def build_docs(warehouse: Path) -> tuple[Path, int]:
+    """`dbt docs generate --static` over `warehouse`; returns the page and its catalog size.
+
+    The static page embeds the manifest and the catalog, so it opens from the file system in a
+    browser (dbt's index.html fetches them and shows nothing outside a web server).
+    """
+    import duckdb
+    from dbt.cli.main import dbtRunner
+
+    warehouse = Path(warehouse).expanduser().resolve()
+    if not warehouse.exists():
+        raise UserError(
+            f"no warehouse at {warehouse}: run `make demo` (or `mpac run`) first, or point "
+            "MPAC_WAREHOUSE at one."
+        )
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            (marts,) = connection.execute(
+                "select count(*) from information_schema.tables where table_schema = 'marts'"
+            ).fetchone() or (0,)
+    except duckdb.IOException:
+        raise UserError(
+            f"the warehouse {warehouse} is in use by another process: try again when it is done."
+        ) from None
+    if not marts:
+        raise UserError(
+            f"{warehouse} has no marts yet: run `mpac transform` (or `mpac run`) first."
+        )
+    artifacts = dbt_artifacts_dir(warehouse)
+    args = [
+        "docs",
+        "generate",
+        "--static",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(artifacts / "target"),
+        "--log-path",
+        str(artifacts / "logs"),
+        "--quiet",
+    ]
+    env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    with _environment(env):
+        try:
+            outcome = dbtRunner().invoke(args)
+        finally:
+            _release_warehouse()
+    if outcome.exception is not None or not outcome.success:
+        reason = str(outcome.exception or "see the dbt log").strip().splitlines()[0]
+        raise UserError(f"dbt docs generate failed: {reason}")
+    nodes = len(getattr(outcome.result, "nodes", None) or {})
+    if nodes == 0:
+        raise UserError(f"dbt found no tables in {warehouse}: nothing to document.")
+    target = docs_path(warehouse)
+    shutil.copyfile(artifacts / "target" / "static_index.html", target)
+    return target, nodes
