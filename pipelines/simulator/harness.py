@@ -14,14 +14,9 @@ from typing import Any
 import httpx
 import uvicorn
 
+from pipelines.simulator.app import create_app
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
-from pipelines.simulator.server import (
-    DEFAULT_API_TOKEN,
-    DEFAULT_EMAIL,
-    SimulatorState,
-    build_state,
-    create_app,
-)
+from pipelines.simulator.state import DEFAULT_API_TOKEN, DEFAULT_EMAIL, SimulatorState, build_state
 
 
 @dataclass

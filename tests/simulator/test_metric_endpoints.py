@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pipelines.simulator import metrics
-from pipelines.simulator.server import EXPECTED_TABLES
+from pipelines.simulator.app import EXPECTED_TABLES
 
 pytestmark = pytest.mark.integration
 

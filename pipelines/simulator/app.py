@@ -1,34 +1,26 @@
-"""The simulated Marketplace reporting API (v2 and v3) as a Starlette app, plus `mpac simulate`."""
+"""The simulated Marketplace reporting API (v2 and v3): its Starlette routes and handlers."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import dataclasses
-import hmac
-import itertools
-import socket
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from pipelines.errors import UserError
-from pipelines.simulator.exports import ExportJob, ExportKind, ExportRegistry
-from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
+from pipelines.simulator.exports import ExportJob, ExportKind
+from pipelines.simulator.faults import parse_faults
+from pipelines.simulator.gate import RestGate
+from pipelines.simulator.metrics import METRICS, aggregate_payload
 from pipelines.simulator.queries import (
     ENTITIES,
     ApiError,
@@ -41,11 +33,9 @@ from pipelines.simulator.queries import (
     parse_date,
     parse_int,
 )
+from pipelines.simulator.responses import error_response, json_response, stream_array
+from pipelines.simulator.state import SimulatorState, state_summary
 
-DEFAULT_EMAIL = "simulator@example.com"
-DEFAULT_API_TOKEN = "sim-api-token"
-SIZES = ("tiny", "small", "large")
-METRIC_NAMES = ("churn", "renewal", "conversion")
 EXPECTED_TABLES = (
     "churn",
     "renewal",
@@ -55,11 +45,6 @@ EXPECTED_TABLES = (
     "evaluations",
     "renewal_opportunities",
 )
-# Records per streamed chunk: big enough that the per-chunk thread hop is noise.
-_CHUNK_RECORDS = 500
-# Filtered lists kept for paging (see SimulatorState.page).
-_LIST_CACHE_SIZE = 8
-_LIST_CACHE_RECORDS = 300_000
 
 _QUERY_TEMPLATES = {
     "licenses": "{?addon*,productId*,startDate,endDate,dateType,text,tier*,licenseType*,"
@@ -82,157 +67,6 @@ class Api:
     # Relative hrefs: v2 links start /rest/2/..., v3 links leave out /rest/3 as the live API does.
     link_base: str
     product_filter: str
-
-
-class SimulatorState:
-    """Everything one running simulator holds: the vendor, faults, exports and caches."""
-
-    def __init__(
-        self,
-        vendor: Any,
-        faults: FaultInjector | None = None,
-        email: str = DEFAULT_EMAIL,
-        api_token: str = DEFAULT_API_TOKEN,
-        seed: int | None = None,
-        size: str | int | None = None,
-    ) -> None:
-        self.vendor = vendor
-        self.faults = faults or FaultInjector()
-        self.exports = ExportRegistry(self.faults)
-        self.email = email
-        self.api_token = api_token
-        self.seed = seed
-        self.size = size
-        self.product_of = {app.addon_key: app.product_id for app in vendor.apps}
-        self.addon_of = {app.product_id: app.addon_key for app in vendor.apps}
-        self.addon_names = {app.addon_key: app.name for app in vendor.apps}
-        self._expected: tuple[date, Any] | None = None
-        self._lists: OrderedDict[tuple[object, ...], list[Mapping[str, Any]]] = OrderedDict()
-        # The vendor draws its stories lazily when an iterator starts or today moves; that step
-        # must not run twice at once (exports stream from several worker threads). Rendering
-        # after it only reads, so streams run in parallel.
-        self.lock = threading.RLock()
-        self._expected_lock = threading.Lock()
-        self._cache_lock = threading.Lock()
-
-    def advance(self, days: int) -> date:
-        with self.lock:
-            self.vendor.advance(days)
-            return self.vendor.today
-
-    def records(
-        self, kind: str, as_of: date | None = None, with_data_insights: bool = False
-    ) -> Iterable[Mapping[str, Any]]:
-        """The vendor's records of one kind as of a day (default: the simulated today)."""
-        if kind.startswith("events:"):
-            from pipelines.simulator import metrics
-
-            return metrics.details_events(self.expected(), kind.removeprefix("events:"))
-        with self.lock:
-            as_of = as_of or self.vendor.today
-            if kind == "licenses":
-                records = self.vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
-            else:
-                records = getattr(self.vendor, kind)(as_of=as_of)
-            # Run the generator to its first record while holding the lock: that is when the
-            # vendor draws whatever it has not drawn yet.
-            iterator = iter(records)
-            first = list(itertools.islice(iterator, 1))
-        return itertools.chain(first, iterator)
-
-    def expected(self) -> Any:
-        """The ground-truth metric tables, computed once per simulated day.
-
-        as_of is METRICS.md's default, the latest lastUpdated in the data (which can trail the
-        simulated today by a day), so a warehouse built with default dbt vars reconciles to zero.
-        """
-        from pipelines.simulator import metrics
-
-        with self._expected_lock:
-            today = self.vendor.today
-            if self._expected is None or self._expected[0] != today:
-                tables = metrics.compute_metrics(
-                    self.records("licenses", today, with_data_insights=True),
-                    self.records("transactions", today),
-                )
-                self._expected = (today, tables)
-            return self._expected[1]
-
-    def page(
-        self,
-        kind: str,
-        record_filter: RecordFilter,
-        key: tuple[object, ...],
-        insights: bool,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Mapping[str, Any]], int]:
-        """One page of a filtered list and the total match count.
-
-        Small results are cached so walking N pages costs one filter pass, not N; a result
-        larger than _LIST_CACHE_RECORDS is recounted per page rather than held in memory.
-        """
-        full_key = (kind, self.vendor.today, *key)
-        with self._cache_lock:
-            cached = self._lists.get(full_key)
-            if cached is not None:
-                self._lists.move_to_end(full_key)
-                return cached[offset : offset + limit], len(cached)
-        kept: list[Mapping[str, Any]] | None = []
-        page: list[Mapping[str, Any]] = []
-        total = 0
-        for record in record_filter.apply(self.records(kind, with_data_insights=insights)):
-            if offset <= total < offset + limit:
-                page.append(record)
-            if kept is not None:
-                kept.append(record)
-                if len(kept) > _LIST_CACHE_RECORDS:
-                    kept = None
-            total += 1
-        if kept is not None:
-            with self._cache_lock:
-                self._lists[full_key] = kept
-                while len(self._lists) > _LIST_CACHE_SIZE or (
-                    sum(map(len, self._lists.values())) > _LIST_CACHE_RECORDS
-                ):
-                    self._lists.popitem(last=False)
-        return page, total
-
-
-# ---------------------------------------------------------------- responses
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
-def error_response(status: int, message: str, path: str | None = None) -> Response:
-    return json_response(ApiError(status, message, path).body(), status)
-
-
-def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
-    """A top-level JSON array sent in chunks: no Content-Length, never one body in memory."""
-
-    def chunks() -> Iterator[bytes]:
-        # The brackets ride on the first and last batch, so every chunk carries records and a
-        # truncation fault always cuts through one.
-        iterator = iter(records)
-
-        def pull() -> list[Mapping[str, Any]]:
-            return list(itertools.islice(iterator, _CHUNK_RECORDS))
-
-        batch = pull()
-        prefix = b"["
-        while True:
-            following = pull() if batch else []
-            body = prefix + b",".join(orjson.dumps(r) for r in batch)
-            if not following:
-                yield body + b"]"
-                return
-            yield body
-            prefix, batch = b",", following
-
-    return StreamingResponse(chunks(), media_type="application/json")
 
 
 def _decorate(api: Api, state: SimulatorState) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
@@ -298,7 +132,7 @@ _LISTS = (
     ("licenses", "licenses", "licenses"),
     ("sales/transactions", "transactions", "transactions"),
     ("feedback/details", "feedback", "feedback"),
-    *((f"sales/metrics/{m}/details", "events", f"events:{m}") for m in METRIC_NAMES),
+    *((f"sales/metrics/{m}/details", "events", f"events:{m}") for m in METRICS),
 )
 
 
@@ -443,8 +277,6 @@ def make_metric_handler(metric: str) -> Callable[[Request], Awaitable[Response]]
     """Aggregates take aggregation, startDate, endDate (and groupBy); the rest is ignored live."""
 
     async def handler(request: Request) -> Response:
-        from pipelines.simulator import metrics
-
         api = _api(request)
         state = _state(request)
         params = multi_params(request.query_params.multi_items())
@@ -453,7 +285,7 @@ def make_metric_handler(metric: str) -> Callable[[Request], Awaitable[Response]]
         group_by = None
         if metric == "conversion":
             group_by = parse_choice(params, "groupBy", ("conversionType",), None)
-        body = metrics.aggregate_payload(
+        body = aggregate_payload(
             await run_in_threadpool(state.expected),
             metric,
             aggregation=aggregation or "week",
@@ -533,22 +365,6 @@ async def admin_state(request: Request) -> Response:
     return json_response(state_summary(_state(request)))
 
 
-def state_summary(state: SimulatorState) -> dict[str, Any]:
-    vendor = state.vendor
-    counts = vendor.counts() if hasattr(vendor, "counts") else {}
-    return {
-        "today": vendor.today.isoformat(),
-        "vendor_id": str(vendor.vendor_id),
-        "developer_id": str(vendor.developer_id),
-        "seed": state.seed,
-        "size": state.size,
-        "counts": counts,
-        "requests": dict(state.faults.counters),
-        "faults": dataclasses.asdict(state.faults.config),
-        "exports": {job.id: job.status for job in state.exports.jobs.values()},
-    }
-
-
 async def admin_faults(request: Request) -> Response:
     _local_only(request)
     try:
@@ -603,7 +419,7 @@ def _routes() -> list[Route]:
                 Route(f"{base}/{prefix}/{{export_id}}/status", make_status_handler(kind)),
                 Route(f"{base}/{prefix}/{{export_id}}", make_download_handler(kind)),
             ]
-        for metric in METRIC_NAMES:
+        for metric in METRICS:
             routes.append(Route(f"{base}/sales/metrics/{metric}", make_metric_handler(metric)))
     routes.append(Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]))
     return routes
@@ -619,213 +435,3 @@ def create_app(state: SimulatorState) -> ASGIApp:
     app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error})
     app.state.sim = state
     return RestGate(app, state)
-
-
-class _Truncated(Exception):
-    """Raised through the app to stop rendering a body that a fault cut short."""
-
-
-class RestGate:
-    """Faults and HTTP Basic auth for /rest paths; /admin is never faulted nor authenticated."""
-
-    def __init__(self, app: ASGIApp, state: SimulatorState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/rest/"):
-            await self.app(scope, receive, send)
-            return
-        faults = self.state.faults
-        kind = faults.draw()
-        faults.count("requests")
-        if faults.config.latency_ms:
-            await asyncio.sleep(faults.config.latency_ms / 1000)
-        counted = self._counting(send)
-        if kind == "429":
-            retry = str(faults.config.retry_after_seconds)
-            response = error_response(429, "Rate limit exceeded; retry later.")
-            response.headers["Retry-After"] = retry
-            await response(scope, receive, counted)
-            return
-        if kind == "5xx":
-            status = faults.server_error_status()
-            message = "The server is temporarily unable to service your request."
-            await error_response(status, message)(scope, receive, counted)
-            return
-        if kind == "drop":
-            await _close_connection(receive)
-            return
-        if not self._authorized(scope):
-            response = error_response(401, "Client must be authenticated to access this resource.")
-            response.headers["WWW-Authenticate"] = 'Basic realm="Marketplace"'
-            await response(scope, receive, counted)
-            return
-        if kind == "truncate":
-            counted = _truncating(counted, receive, faults.truncate_at_chunk())
-        try:
-            await self.app(scope, receive, counted)
-        except BaseException as error:
-            if not _is_truncation(error):
-                raise
-
-    def _counting(self, send: Send) -> Send:
-        faults = self.state.faults
-
-        async def counted(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                faults.count(f"status_{message['status']}")
-            await send(message)
-
-        return counted
-
-    def _authorized(self, scope: Scope) -> bool:
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, encoded = header.partition(b" ")
-        if scheme.lower() != b"basic":
-            return False
-        try:
-            email, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        # Constant-time comparisons: the simulator is a model of a real auth check.
-        return hmac.compare_digest(email, self.state.email) & hmac.compare_digest(
-            token, self.state.api_token
-        )
-
-
-def _is_truncation(error: BaseException) -> bool:
-    if isinstance(error, _Truncated):
-        return True
-    if isinstance(error, BaseExceptionGroup):
-        return all(_is_truncation(e) for e in error.exceptions)
-    return False
-
-
-async def _close_connection(receive: Receive) -> None:
-    """Close the socket with no (more) response, as a proxy dropping the connection would.
-
-    ASGI has no "close" message, so we reach the server's transport through uvicorn's receive
-    callable, then wait until uvicorn has noticed, so it does not log a half-sent response.
-    """
-    cycle = getattr(receive, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise _Truncated("no transport to close")
-    transport.close()
-    for _ in range(200):
-        if getattr(cycle, "disconnected", True):
-            break
-        await asyncio.sleep(0.005)
-
-
-def _truncating(send: Send, receive: Receive, whole_chunks: int) -> Send:
-    """Send `whole_chunks` body chunks, then half of the next one, then close the connection.
-
-    One chunk is held back so the cut always lands inside the body, never after its end.
-    """
-    held: bytes | None = None
-    sent = 0
-    passthrough = False
-
-    async def cut(body: bytes) -> None:
-        if len(body) > 1:
-            half = body[: len(body) // 2]
-            await send({"type": "http.response.body", "body": half, "more_body": True})
-        await _close_connection(receive)
-        raise _Truncated
-
-    async def truncated(message: Message) -> None:
-        nonlocal held, sent, passthrough
-        if message["type"] == "http.response.start":
-            # Only successful bodies are cut; an error answer arrives whole.
-            passthrough = message["status"] != 200
-            await send(message)
-            return
-        if passthrough or message["type"] != "http.response.body":
-            await send(message)
-            return
-        body = message.get("body", b"")
-        if body:
-            if held is not None:
-                if sent >= whole_chunks:
-                    await cut(held)
-                await send({"type": "http.response.body", "body": held, "more_body": True})
-                sent += 1
-            held = body
-        if not message.get("more_body", False):
-            await cut(held or b"")
-
-    return truncated
-
-
-# ---------------------------------------------------------------- mpac simulate
-
-
-def build_state(
-    seed: int = 42,
-    size: str | int = "small",
-    faults: FaultConfig | str | dict[str, Any] | None = None,
-    email: str = DEFAULT_EMAIL,
-    api_token: str = DEFAULT_API_TOKEN,
-    today: date | None = None,
-) -> SimulatorState:
-    """Build the vendor and the state a server runs on; bad arguments raise UserError."""
-    from pipelines.simulator.vendor import SyntheticVendor
-
-    size = parse_size(size)
-    config = parse_faults(faults)
-    vendor = SyntheticVendor(seed=seed, size=size, today=today)
-    return SimulatorState(vendor, FaultInjector(config), email, api_token, seed=seed, size=size)
-
-
-def parse_size(size: str | int) -> str | int:
-    """tiny, small, large, or a number of licenses."""
-    if isinstance(size, int) or size in SIZES:
-        return size
-    if not size.isdigit():
-        raise UserError(f"Unknown vendor size {size!r}: use tiny, small, large or a number.")
-    return int(size)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise UserError(f"Port {port} on {host} is in use: pick another with --port.") from None
-
-
-def serve(
-    port: int = 8787,
-    seed: int = 42,
-    size: str = "small",
-    faults: str = "none",
-    email: str = DEFAULT_EMAIL,
-    api_token: str = DEFAULT_API_TOKEN,
-) -> None:
-    """Run the simulator in the foreground until interrupted (`mpac simulate`)."""
-    import uvicorn
-    from rich.console import Console
-
-    # soft_wrap: URLs are for copying, so they must never be broken across lines.
-    console = Console(soft_wrap=True)
-    host = "127.0.0.1"
-    if not 0 < port < 65536:
-        raise UserError(f"Port {port} is not a TCP port (1-65535).")
-    parse_size(size)
-    parse_faults(faults)
-    _check_port_free(host, port)
-    started = time.perf_counter()
-    with console.status(f"Building the {size} synthetic vendor (seed {seed})..."):
-        state = build_state(seed, size, faults, email, api_token)
-    console.print(f"Vendor built in {time.perf_counter() - started:.1f} s: {state.vendor.counts()}")
-    vendor = state.vendor
-    root = f"http://{host}:{port}"
-    console.print(f"v2 base:  {root}/rest/2/vendors/{vendor.vendor_id}/reporting")
-    console.print(f"v3 base:  {root}/rest/3/reporting/developer-space/{vendor.developer_id}")
-    console.print(f"auth:     HTTP Basic, user {email}, API token {api_token}")
-    console.print(f"admin:    {root}/admin/state  (today {vendor.today}, faults: {faults})")
-    config = uvicorn.Config(create_app(state), host=host, port=port, log_level="info")
-    uvicorn.Server(config).run()
