@@ -15,7 +15,8 @@ from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
 from pipelines.simulator.metrics import compute_metrics, details_events
 from pipelines.simulator.queries import RecordFilter
-from pipelines.simulator.vendor import SIZES, SyntheticVendor
+from pipelines.simulator.vendor.catalog import SIZES
+from pipelines.simulator.vendor.synthetic import SyntheticVendor
 
 DEFAULT_EMAIL = "simulator@example.com"
 DEFAULT_API_TOKEN = "sim-api-token"
