@@ -20,7 +20,8 @@ from pipelines.errors import UserError
 from pipelines.simulator.exports import ExportJob, ExportKind
 from pipelines.simulator.faults import parse_faults
 from pipelines.simulator.gate import RestGate
-from pipelines.simulator.metrics import METRICS, aggregate_payload
+from pipelines.simulator.ground_truth.payloads import aggregate_payload
+from pipelines.simulator.ground_truth.tables import METRICS
 from pipelines.simulator.queries import (
     ENTITIES,
     ApiError,

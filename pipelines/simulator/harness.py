@@ -95,7 +95,7 @@ class RunningSimulator:
         return config
 
     def expected(self) -> Any:
-        """Ground-truth `metrics.MetricTables` as of the simulated today."""
+        """Ground-truth `ground_truth.tables.MetricTables` as of the simulated today."""
         return self.state.expected()
 
     def stop(self) -> None:

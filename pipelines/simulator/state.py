@@ -13,7 +13,8 @@ from typing import Any
 from pipelines.errors import UserError
 from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
-from pipelines.simulator.metrics import compute_metrics, details_events
+from pipelines.simulator.ground_truth.builder import compute_metrics
+from pipelines.simulator.ground_truth.payloads import details_events
 from pipelines.simulator.queries import RecordFilter
 from pipelines.simulator.vendor.catalog import SIZES
 from pipelines.simulator.vendor.synthetic import SyntheticVendor
