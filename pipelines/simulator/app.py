@@ -35,7 +35,7 @@ from pipelines.simulator.queries import (
     parse_int,
 )
 from pipelines.simulator.responses import error_response, json_response, stream_array
-from pipelines.simulator.state import SimulatorState, state_summary
+from pipelines.simulator.state import SimulatorState, state_summary, sticky_ids
 
 EXPECTED_TABLES = (
     "churn",
@@ -73,7 +73,8 @@ class Api:
 def _decorate(api: Api, state: SimulatorState) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
     if api.generation == 2:
         return lambda record: record
-    return lambda record: {**record, "productId": state.product_of.get(record.get("addonKey"))}
+    # A record without an addonKey gets productId null.
+    return lambda record: {**record, "productId": state.product_of.get(record.get("addonKey", ""))}
 
 
 def _href(path: str, items: Iterable[tuple[str, str]]) -> str:
@@ -114,11 +115,7 @@ def _filter(
     request: Request, api: Api, entity: str, params: Mapping[str, list[str]]
 ) -> RecordFilter:
     state = _state(request)
-    sticky = (
-        getattr(state.vendor, "sticky_license_ids", frozenset())
-        if entity == "licenses"
-        else frozenset()
-    )
+    sticky = sticky_ids(state.vendor) if entity == "licenses" else frozenset()
     return RecordFilter.parse(entity, params, api.product_filter, state.addon_of, sticky)
 
 

@@ -8,7 +8,13 @@ import time
 from pipelines.errors import UserError
 from pipelines.simulator.app import create_app
 from pipelines.simulator.faults import parse_faults
-from pipelines.simulator.state import DEFAULT_API_TOKEN, DEFAULT_EMAIL, build_state, parse_size
+from pipelines.simulator.state import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_EMAIL,
+    build_state,
+    parse_size,
+    vendor_counts,
+)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -43,7 +49,9 @@ def serve(
     started = time.perf_counter()
     with console.status(f"Building the {size} synthetic vendor (seed {seed})..."):
         state = build_state(seed, size, faults, email, api_token)
-    console.print(f"Vendor built in {time.perf_counter() - started:.1f} s: {state.vendor.counts()}")
+    console.print(
+        f"Vendor built in {time.perf_counter() - started:.1f} s: {vendor_counts(state.vendor)}"
+    )
     vendor = state.vendor
     root = f"http://{host}:{port}"
     console.print(f"v2 base:  {root}/rest/2/vendors/{vendor.vendor_id}/reporting")

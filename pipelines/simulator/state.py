@@ -6,17 +6,18 @@ import dataclasses
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from pipelines.errors import UserError
 from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
 from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.payloads import details_events
+from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.queries import RecordFilter
-from pipelines.simulator.vendor.catalog import SIZES
+from pipelines.simulator.vendor.catalog import SIZES, App
 from pipelines.simulator.vendor.synthetic import SyntheticVendor
 
 DEFAULT_EMAIL = "simulator@example.com"
@@ -26,12 +27,47 @@ _LIST_CACHE_SIZE = 8
 _LIST_CACHE_RECORDS = 300_000
 
 
+class Vendor(Protocol):
+    """What the server needs of a vendor: SyntheticVendor, or a test's stand-in for it.
+
+    `counts()` and `sticky_license_ids` are optional (see vendor_counts and sticky_ids).
+    """
+
+    @property
+    def vendor_id(self) -> str: ...
+    @property
+    def developer_id(self) -> str: ...
+    @property
+    def apps(self) -> Sequence[App]: ...
+    @property
+    def today(self) -> date: ...
+    def advance(self, days: int) -> None: ...
+    def licenses(
+        self, as_of: date | None = None, with_data_insights: bool = True
+    ) -> Iterable[Mapping[str, Any]]: ...
+    def transactions(self, as_of: date | None = None) -> Iterable[Mapping[str, Any]]: ...
+    def feedback(self, as_of: date | None = None) -> Iterable[Mapping[str, Any]]: ...
+    def marketing_attribution(self, as_of: date | None = None) -> Iterable[Mapping[str, Any]]: ...
+
+
+def vendor_counts(vendor: Vendor) -> dict[str, int]:
+    """Records per entity as of today, or {} for a vendor that cannot count."""
+    counts = getattr(vendor, "counts", None)
+    return counts() if counts is not None else {}
+
+
+def sticky_ids(vendor: Vendor) -> frozenset[str]:
+    """The addonLicenseIds every licenses export returns (bug MP-557), if the vendor has any."""
+    sticky: frozenset[str] = getattr(vendor, "sticky_license_ids", frozenset())
+    return sticky
+
+
 class SimulatorState:
     """Everything one running simulator holds: the vendor, faults, exports and caches."""
 
     def __init__(
         self,
-        vendor: Any,
+        vendor: Vendor,
         faults: FaultInjector | None = None,
         email: str = DEFAULT_EMAIL,
         api_token: str = DEFAULT_API_TOKEN,
@@ -48,7 +84,7 @@ class SimulatorState:
         self.product_of = {app.addon_key: app.product_id for app in vendor.apps}
         self.addon_of = {app.product_id: app.addon_key for app in vendor.apps}
         self.addon_names = {app.addon_key: app.name for app in vendor.apps}
-        self._expected: tuple[date, Any] | None = None
+        self._expected: tuple[date, MetricTables] | None = None
         self._lists: OrderedDict[tuple[object, ...], list[Mapping[str, Any]]] = OrderedDict()
         # The vendor draws its stories lazily when an iterator starts or today moves; that step
         # must not run twice at once (exports stream from several worker threads). Rendering
@@ -80,7 +116,7 @@ class SimulatorState:
             first = list(itertools.islice(iterator, 1))
         return itertools.chain(first, iterator)
 
-    def expected(self) -> Any:
+    def expected(self) -> MetricTables:
         """The ground-truth metric tables, computed once per simulated day.
 
         as_of is METRICS.md's default, the latest lastUpdated in the data (which can trail the
@@ -164,14 +200,13 @@ def parse_size(size: str | int) -> str | int:
 def state_summary(state: SimulatorState) -> dict[str, Any]:
     """What GET /admin/state shows: the simulated day, ids, counts, requests, faults, exports."""
     vendor = state.vendor
-    counts = vendor.counts() if hasattr(vendor, "counts") else {}
     return {
         "today": vendor.today.isoformat(),
         "vendor_id": str(vendor.vendor_id),
         "developer_id": str(vendor.developer_id),
         "seed": state.seed,
         "size": state.size,
-        "counts": counts,
+        "counts": vendor_counts(vendor),
         "requests": dict(state.faults.counters),
         "faults": dataclasses.asdict(state.faults.config),
         "exports": {job.id: job.status for job in state.exports.jobs.values()},

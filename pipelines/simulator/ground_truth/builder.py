@@ -6,7 +6,7 @@ import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any
@@ -50,7 +50,7 @@ _MOVEMENT_COLUMNS = {
 _MOVEMENT_SLOTS = {name: slot for slot, name in enumerate(_MOVEMENT_COLUMNS, start=1)}
 
 
-def license_key(record: dict) -> str:
+def license_key(record: Mapping[str, Any]) -> str:
     """Return the license identity of a license or transaction record (METRICS.md "Identities").
 
     Args:
@@ -89,8 +89,8 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def compute_metrics(
-    licenses: Iterable[dict],
-    transactions: Iterable[dict],
+    licenses: Iterable[Mapping[str, Any]],
+    transactions: Iterable[Mapping[str, Any]],
     as_of: date | None = None,
     params: MetricVars = DEFAULT_VARS,
 ) -> MetricTables:

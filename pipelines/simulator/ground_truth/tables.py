@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 METRICS = ("churn", "renewal", "conversion")
 # Half a cent: MRR is amount / 12, so two equal terms can differ by float noise only.
@@ -18,6 +18,12 @@ IDENTITY_FIELDS = (
     "addonName",
     "lastUpdated",
 )
+
+
+class _Row(Protocol):
+    """Any of the row NamedTuples: what MetricTables needs to turn one into a dict."""
+
+    def _asdict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,11 @@ class MetricTables:
             self._dicts["mrr_movements"] = rows
         return rows
 
-    def _as_dicts(self, name: str, rows: list[tuple]) -> list[dict]:
+    def _as_dicts(self, name: str, rows: Sequence[_Row]) -> list[dict]:
         """Turn compact rows into dicts once, and keep them."""
         dicts = self._dicts.get(name)
         if dicts is None:
-            dicts = self._dicts[name] = [row._asdict() for row in rows]  # type: ignore[attr-defined]
+            dicts = self._dicts[name] = [row._asdict() for row in rows]
         return dicts
 
 
@@ -191,7 +197,7 @@ def month_end(index: int) -> date:
     return month_start(index + 1) - timedelta(days=1)
 
 
-def identity(record: dict) -> tuple:
+def identity(record: Mapping[str, Any]) -> tuple:
     """Keep the fields of a license or transaction record that a details event shows."""
     return tuple(record.get(name) for name in IDENTITY_FIELDS)
 

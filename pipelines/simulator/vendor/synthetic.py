@@ -96,7 +96,7 @@ class SyntheticVendor:
         self._drawn_to = -1
         self._draw_until(self._today0)
         y2018, y2019 = (date(2018, 1, 1) - EPOCH).days, (date(2019, 1, 1) - EPOCH).days
-        sticky = []
+        sticky: list[str] = []
         for lic in self._licenses:
             if lic[L_START] >= y2019 or len(sticky) == 3:
                 break
@@ -183,7 +183,7 @@ class SyntheticVendor:
 
     def licenses(
         self, as_of: date | None = None, with_data_insights: bool = True
-    ) -> Iterator[dict]:
+    ) -> Iterator[dict[str, Any]]:
         """Yield the license records as of a day, in license order.
 
         Args:
@@ -198,7 +198,7 @@ class SyntheticVendor:
             if rec[L_START] <= day:
                 yield self._render.license(rec, day, with_data_insights)
 
-    def transactions(self, as_of: date | None = None) -> Iterator[dict]:
+    def transactions(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
         """Yield the transaction lines as of a day, by license then sale date.
 
         Args:
@@ -219,7 +219,7 @@ class SyntheticVendor:
                     break
                 yield self._render.transaction(rec, t, day, ids, cust)
 
-    def feedback(self, as_of: date | None = None) -> Iterator[dict]:
+    def feedback(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
         """Yield the feedback rows (uninstall, disable, unsubscribe) as of a day.
 
         Args:
@@ -234,7 +234,7 @@ class SyntheticVendor:
                 if f[0] <= day:
                     yield self._render.feedback(rec, f)
 
-    def marketing_attribution(self, as_of: date | None = None) -> Iterator[dict]:
+    def marketing_attribution(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
         """Yield the marketing attribution rows as of a day.
 
         Args:
