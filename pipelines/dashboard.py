@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
 
 Row = dict[str, Any]
@@ -439,15 +440,6 @@ class Panel:
     skipped: str | None = None
 
 
-def _columns_by_relation(connection: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {}
-    for schema, table, column in connection.execute(
-        "select table_schema, table_name, column_name from information_schema.columns"
-    ).fetchall():
-        found.setdefault(f"{schema}.{table}", set()).add(column)
-    return found
-
-
 def _plain(value: Any) -> Any:
     """JSON-ready: dates as ISO strings, decimals as floats."""
     if isinstance(value, date | datetime):
@@ -455,30 +447,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
-
-
-def _as_of(connection: duckdb.DuckDBPyConnection, relations: Mapping[str, set[str]]) -> date | None:
-    """The day the marts describe: dbt's own as_of (int_as_of_date), else the last MRR month."""
-    for relation, query in (
-        ("intermediate.int_as_of_date", "select max(as_of_date) from intermediate.int_as_of_date"),
-        ("marts.fct_mrr", "select max(month) from marts.fct_mrr"),
-    ):
-        if relation in relations:
-            found = connection.execute(query).fetchone()
-            if found and found[0] is not None:
-                return found[0] if isinstance(found[0], date) else None
-    return None
-
-
-def incomplete_months(rows: Sequence[Row], as_of: date | None) -> list[str]:
-    """Months whose figures can still change: the mart's is_complete when it has it (metrics
-    v2), else every month from the month of as_of on."""
-    months = {str(row["month"]): row.get("is_complete") for row in rows}
-    flagged = {month for month, complete in months.items() if complete is False}
-    if all(complete is None for complete in months.values()) and as_of is not None:
-        first = as_of.replace(day=1).isoformat()
-        flagged = {month for month in months if month >= first}
-    return sorted(flagged)
 
 
 def _month_after(month: str) -> str:
@@ -537,23 +505,19 @@ def _window(figure: Figure, months: list[str], as_of: date | None) -> None:
 
 def build_panels(connection: duckdb.DuckDBPyConnection) -> tuple[list[Panel], date | None]:
     """Query every declared chart that the warehouse can feed; skip the rest with a reason."""
-    relations = _columns_by_relation(connection)
-    as_of = _as_of(connection, relations)
+    known = relations(connection)
+    as_of = as_of_date(connection, known)
     panels = []
     for chart in CHARTS:
-        source = next((name for name in chart.sources if name in relations), None)
+        source = next((name for name in chart.sources if name in known), None)
         if source is None:
             panels.append(Panel(chart, {}, f"needs {' or '.join(chart.sources)}, not built yet"))
             continue
-        missing = [c for c in chart.columns if c not in relations[source]]
+        missing = [c for c in chart.columns if c not in known[source]]
         if missing:
             panels.append(Panel(chart, {}, f"needs {', '.join(missing)} in {source}"))
             continue
-        complete = (
-            "bool_and(is_complete)"
-            if "is_complete" in relations[source]
-            else "cast(null as boolean)"
-        )
+        complete = complete_expression(known[source], aggregate=True)
         relation = connection.execute(chart.query.format(source=source, complete=complete))
         names = [d[0] for d in relation.description]
         rows = [
@@ -664,7 +628,7 @@ def write_dashboard(warehouse: Path, output: Path | None = None) -> tuple[Path, 
             f"the warehouse {warehouse} is in use by another process: try again when it is done."
         ) from None
     with connection:
-        if "marts.fct_mrr" not in _columns_by_relation(connection):
+        if "marts.fct_mrr" not in relations(connection):
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
         page, panels = render(connection, title=f"Marketplace dashboard: {warehouse.name}")
     output.parent.mkdir(parents=True, exist_ok=True)

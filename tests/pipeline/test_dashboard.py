@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.dashboard import CHARTS, incomplete_months, write_dashboard
+from pipelines.completeness import incomplete_months
+from pipelines.dashboard import CHARTS, write_dashboard
 from pipelines.errors import UserError
 from tests.pipeline.chromium import find_chromium, render
 

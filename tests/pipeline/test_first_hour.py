@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,14 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny vendor loaded and transformed by `runner.run`, as `mpac run` does."""
     path = tmp_path_factory.mktemp("first-hour") / "marketplace.duckdb"
     with run_simulator(size="tiny") as sim, pytest.MonkeyPatch.context() as patch:
         for name, value in sim.env().items():
             patch.setenv(name, value)
         runner.run(path)
-    yield path
+    return path
 
 
 def dbt(warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,9 +41,19 @@ def dbt(warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MPAC_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "0"}
     target = warehouse.parent / "dbt-cli"
     return subprocess.run(
-        [str(BIN / "dbt"), *args, "--target-path", str(target / "target"), "--log-path",
-         str(target / "logs")],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(BIN / "dbt"),
+            *args,
+            "--target-path",
+            str(target / "target"),
+            "--log-path",
+            str(target / "logs"),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -78,7 +87,9 @@ def test_static_docs_document_the_warehouse_and_open_from_a_file(warehouse: Path
     if chromium is None:
         pytest.skip("no chromium on this machine: `apt-get install -y chromium` (.ci/run does it)")
     shown = render(
-        chromium, page, ready="document.body.innerText.indexOf('mpac_warehouse') >= 0",
+        chromium,
+        page,
+        ready="document.body.innerText.indexOf('mpac_warehouse') >= 0",
         timeout=30,
     )
     assert "Exposures" in shown.dom
@@ -100,9 +111,18 @@ def test_dlt_pipeline_info_works_as_the_readme_shows_it(warehouse: Path) -> None
     # The README's folder, for the README's default warehouse; here the test's warehouse.
     assert pipelines_dir(ROOT / "data" / "marketplace.duckdb") == ROOT / shown.group(1)
     done = subprocess.run(
-        [str(BIN / "dlt"), "pipeline", "--pipelines-dir", str(pipelines_dir(warehouse)),
-         "marketplace", "info"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            str(BIN / "dlt"),
+            "pipeline",
+            "--pipelines-dir",
+            str(pipelines_dir(warehouse)),
+            "marketplace",
+            "info",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "dataset_name: raw_marketplace" in done.stdout

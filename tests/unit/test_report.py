@@ -45,7 +45,8 @@ def warehouse(tmp_path: Path) -> Path:
 
 def test_only_the_most_recent_months_are_shown_newest_first(warehouse):
     churn, renewal, conversion, mrr = metric_tables(warehouse, months=2)
-    assert [cell for cell in churn.columns[0].cells] == ["2026-11-01", "2026-10-01"]
+    # November is the month of as_of (the last MRR month): marked as incomplete.
+    assert [cell for cell in churn.columns[0].cells] == ["2026-11-01 *", "2026-10-01"]
     assert list(churn.columns[1].cells) == ["app.b", "app.a"]
     assert churn.row_count == renewal.row_count == 2
     assert conversion.row_count == mrr.row_count == 1
@@ -76,3 +77,53 @@ def test_a_warehouse_without_marts_is_one_sentence(tmp_path):
     duckdb.connect(str(path)).close()
     with pytest.raises(UserError, match="marts are not built yet"):
         metric_tables(path)
+
+
+def test_one_app_only(warehouse):
+    churn = metric_tables(warehouse, months=3, app="app.a")[0]
+    assert set(churn.columns[1].cells) == {"app.a"}
+    assert list(churn.columns[0].cells) == ["2026-10-01", "2026-09-01"]
+    with pytest.raises(UserError, match=r"no app 'app\.zzz'.*app\.a"):
+        metric_tables(warehouse, app="app.zzz")
+
+
+def test_csv_and_json_carry_every_metric_and_completeness(warehouse, capsys):
+    import csv
+    import io
+    import json
+
+    print_report(warehouse, months=2, output_format="csv")
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["metric"] for row in rows} == {"churn", "renewal", "conversion", "mrr"}
+    churn = [row for row in rows if row["metric"] == "churn"]
+    assert [(r["month"], r["is_complete"]) for r in churn] == [
+        ("2026-11-01", "false"),
+        ("2026-10-01", "true"),
+    ]
+    print_report(warehouse, months=2, output_format="json", app="app.a")
+    found = json.loads(capsys.readouterr().out)
+    assert found["metrics"]["mrr"] == [
+        {
+            "month": "2026-11-01",
+            "addon_key": "app.a",
+            "mrr": 1234.5,
+            "new_mrr": 10.0,
+            "expansion_mrr": 0.0,
+            "contraction_mrr": -2.0,
+            "churned_mrr": -5.0,
+            "reactivation_mrr": 0.0,
+            "paying_licenses": 7,
+            "is_complete": False,
+        }
+    ]
+    with pytest.raises(UserError, match="--format must be one of table, csv, json"):
+        print_report(warehouse, output_format="xml")
+
+
+def test_is_complete_of_the_marts_wins_when_they_have_it(warehouse):
+    # metrics v2: churn of October is still open (grace days), November's MRR month is not.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("alter table marts.fct_churn add column is_complete boolean")
+        con.execute("update marts.fct_churn set is_complete = month < date '2026-10-01'")
+    churn = metric_tables(warehouse, months=3)[0]
+    assert list(churn.columns[0].cells) == ["2026-11-01 *", "2026-10-01 *", "2026-09-01"]
