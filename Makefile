@@ -51,9 +51,8 @@ demo: install ## Run the whole pipeline against the local simulator and print th
 bench: install ## Benchmarks on the simulator's large vendor (prints figures, asserts nothing)
 	$(RUN) python -m pipelines.bench
 
-docs: install ## Build the dbt docs site into dbt/target (open dbt/target/index.html)
-	MPAC_WAREHOUSE="$(abspath $(or $(MPAC_WAREHOUSE),data/marketplace.duckdb))" \
-		$(RUN) dbt docs generate --project-dir dbt --profiles-dir dbt
+docs: install ## dbt docs of the demo warehouse (or MPAC_WAREHOUSE=...) as one static HTML page
+	@$(RUN) mpac docs --warehouse "$(or $(MPAC_WAREHOUSE),data/demo.duckdb)"
 
 clean: ## Remove the venv, the warehouse and build output
 	rm -rf $(VENV) $(TOOLS) data dbt/target dbt/logs .pytest_cache .ruff_cache

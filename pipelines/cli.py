@@ -24,6 +24,36 @@ app = typer.Typer(
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+@app.callback()
+def options(
+    log_format: str = typer.Option(
+        "auto",
+        "--log-format",
+        envvar="MPAC_LOG_FORMAT",
+        help="Log records on stderr: auto (console in a terminal, else text), console, text "
+        "(one line per record, ISO UTC timestamps) or json (one object per line).",
+    ),
+) -> None:
+    """Atlassian Marketplace reporting data into a DuckDB warehouse, with dbt marts."""
+    from pipelines.logs import configure_logging
+
+    try:
+        configure_logging(log_format)
+    except UserError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(error.exit_code)
+
+
+def _say_error(error: UserError) -> None:
+    """A red line in a terminal; in a log file a record like every other line."""
+    from pipelines import logs
+
+    if logs.CURRENT_FORMAT in (None, "console"):
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+    elif not getattr(error, "logged", False):
+        logs.get_logger("cli").error(str(error))
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a UserError into one red line and a non-zero exit instead of a traceback."""
 
@@ -32,7 +62,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except UserError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+            _say_error(error)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: state is saved only with a successful load.")
@@ -76,31 +106,41 @@ PublishOption = Annotated[
 
 
 def _publish(warehouse: Path, publish: str | None) -> None:
-    """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH)."""
-    from pipelines.warehouse import publish_path, publish_reader_copy
+    """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH); the marts, and
+    the raw tables only with $MPAC_PUBLISH_RAW."""
+    from pipelines.logs import get_logger
+    from pipelines.warehouse import publish_includes_raw, publish_path, publish_reader_copy
 
     target = publish_path(publish)
     if target is None:
         return
-    seconds = publish_reader_copy(warehouse, target)
-    Console(stderr=True, soft_wrap=True).print(
-        f"published a copy for readers at {target} ({seconds:.1f} s)", highlight=False
-    )
+    seconds = publish_reader_copy(warehouse, target, include_raw=publish_includes_raw())
+    get_logger("cli").info(f"published a copy for readers at {target}", seconds=round(seconds, 1))
 
 
-def _show_progress() -> None:
-    """Readable progress on stderr: exports, pages and rows (httpx's per-request lines are
-    left at WARNING; they carry URLs only, never the credentials)."""
-    import logging
+NotifyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--notify",
+        help="Slack-compatible incoming webhook URL (default $MPAC_NOTIFY_URL, else "
+        "[notify] webhook_url in .dlt/secrets.toml).",
+    ),
+]
 
-    from rich.logging import RichHandler
 
-    logger = logging.getLogger("pipelines.marketplace")
-    if not logger.handlers:
-        handler = RichHandler(console=err_console, show_path=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+def _notify_failure(url: str | None, warehouse: Path, error: BaseException) -> None:
+    """Tell the webhook that a run failed; a webhook that fails too is a warning, not a
+    second error hiding the first."""
+    from pipelines.logs import get_logger
+    from pipelines.notify import post
+
+    if not url:
+        return
+    reason = str(error) if isinstance(error, UserError) else type(error).__name__
+    try:
+        post(url, f"mpac run failed on {warehouse.name}: {reason}")
+    except UserError as failed:
+        get_logger("cli").warning(f"the failure notice was not sent: {failed}")
 
 
 @app.command()
@@ -123,18 +163,45 @@ def run(
         False, "--no-transform", help="Load the raw tables only; skip the dbt step."
     ),
     publish: PublishOption = None,
+    notify: NotifyOption = None,
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform."""
     from rich.table import Table
 
     from pipelines import runner
+    from pipelines.logs import logged_run
+    from pipelines.notify import notify_url
     from pipelines.warehouse import warehouse_path
 
-    _show_progress()
     path = warehouse_path(warehouse)
-    result = runner.run(
-        path, backfill=backfill, since=since, resources=resources, transform=not no_transform
-    )
+    url = notify_url(notify)
+    try:
+        config = runner.read_config()
+        with logged_run(
+            "mpac run",
+            vendor=config.vendor_id,
+            api_version=config.api_version,
+            warehouse=str(path),
+        ) as record:
+            result = runner.run(
+                path,
+                backfill=backfill,
+                since=since,
+                resources=resources,
+                transform=not no_transform,
+                config=config,
+            )
+            record.rows = sum(result.rows.values())
+            record.extra["mode"] = "backfill" if result.backfill else "incremental"
+            # Rows per table on the end line: a log file needs no separate summary.
+            record.extra.update(result.rows)
+            _publish(path, publish)
+    except (Exception, KeyboardInterrupt) as error:
+        _notify_failure(url, path, error)
+        raise
+    console = Console()
+    if not console.is_terminal:
+        return
     table = Table(
         title=f"Loaded into {path.name} ({'backfill' if result.backfill else 'incremental'})"
     )
@@ -142,10 +209,8 @@ def run(
     table.add_column("rows", justify="right")
     for name, count in sorted(result.rows.items()):
         table.add_row(name, f"{count:,}")
-    console = Console()
     console.print(table)
     console.print(f"transform: {result.transform}")
-    _publish(path, publish)
 
 
 @app.command()
@@ -191,6 +256,11 @@ def status(
         console.print(pending)
     else:
         console.print("no pending exports")
+    from pipelines.warehouse import pipelines_dir
+
+    # dlt's own CLI looks in ~/.dlt unless told where this warehouse keeps its state.
+    folder = pipelines_dir(found.warehouse)
+    console.print(f"dlt: dlt pipeline --pipelines-dir {folder} marketplace info", highlight=False)
 
 
 @app.command()
@@ -239,12 +309,65 @@ def transform(
 def report(
     warehouse: WarehouseOption = None,
     months: int = typer.Option(3, "--months", min=1, help="How many recent months to show."),
+    app_key: str = typer.Option(None, "--app", help="One app (its key) instead of all."),
+    output_format: str = typer.Option(
+        "table",
+        "--format",
+        help="table (marks incomplete months with *), csv or json (with is_complete).",
+    ),
 ) -> None:
     """The last months of churn, renewal, conversion and MRR per app, from the marts."""
     from pipelines.report import print_report
     from pipelines.warehouse import warehouse_path
 
-    print_report(warehouse_path(warehouse), months)
+    print_report(warehouse_path(warehouse), months, app=app_key, output_format=output_format)
+
+
+@app.command()
+@friendly_errors
+def dashboard(
+    warehouse: WarehouseOption = None,
+    output: str = typer.Option(
+        None, "--output", "-o", help="HTML file to write (default: beside the warehouse)."
+    ),
+) -> None:
+    """Write the dashboard: one offline HTML file of charts (opens with no server)."""
+    from pipelines.dashboard import write_dashboard
+    from pipelines.warehouse import warehouse_path
+
+    path, panels = write_dashboard(warehouse_path(warehouse), Path(output) if output else None)
+    skipped = [panel for panel in panels if panel.skipped]
+    note = f" ({len(skipped)} charts wait for marts not built yet)" if skipped else ""
+    print(f"dashboard: {path}{note}")
+
+
+@app.command()
+@friendly_errors
+def digest(
+    warehouse: WarehouseOption = None,
+    notify: NotifyOption = None,
+    peek: bool = typer.Option(
+        False, "--peek", help="Show the digest without marking its events as reported."
+    ),
+) -> None:
+    """What is new since the last digest, as Markdown (and to a chat webhook)."""
+    from pipelines.digest import run_digest
+    from pipelines.notify import notify_url
+    from pipelines.warehouse import warehouse_path
+
+    text = run_digest(warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek)
+    sys.stdout.write(text)
+
+
+@app.command()
+@friendly_errors
+def docs(warehouse: WarehouseOption = None) -> None:
+    """Build dbt's documentation of the warehouse as one static HTML page."""
+    from pipelines.docs import build_docs
+    from pipelines.warehouse import warehouse_path
+
+    page, nodes = build_docs(warehouse_path(warehouse))
+    print(f"docs: {page} ({nodes} tables and views documented)")
 
 
 def main() -> None:

@@ -92,6 +92,24 @@ def main() -> None:
         console.print(f"[bold red]transform failed:[/] {error}")
         sys.exit(error.exit_code)
     print_report(warehouse, months=3)
+    _signposts(warehouse)
+
+
+def _signposts(warehouse: Path) -> None:
+    """Where the demo's results are, and the commands that read them next."""
+    from pipelines.dashboard import write_dashboard
+    from pipelines.docs import build_docs
+
+    dashboard, _ = write_dashboard(warehouse)
+    docs, nodes = build_docs(warehouse)
+    # print, not rich: paths must stay whole on one line however narrow the terminal.
+    print()
+    print(f"warehouse: {warehouse}")
+    print(f"dashboard: {dashboard}   (open it in a browser: one file, works offline)")
+    print(f"docs:      {docs}   ({nodes} tables and views; `make docs` rebuilds it)")
+    print(f"dlt state: dlt pipeline --pipelines-dir {pipelines_dir(warehouse)} marketplace info")
+    print(f"next:      mpac report --warehouse {warehouse} --format csv")
+    print(f"           mpac digest --warehouse {warehouse}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,20 @@ LOG_FORMATS: tuple[str, ...] = ("auto", "console", "text", "json")
 APP_LOGGER = "pipelines"
 
 _HANDLER_NAME = "mpac"
+# The format configure_logging chose last (None: logging not configured by the CLI).
+CURRENT_FORMAT: str | None = None
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
 
 
 def _one_line(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -72,6 +86,8 @@ def configure_logging(
     """
     stream = stream or sys.stderr
     chosen = resolve_format(log_format, stream)
+    global CURRENT_FORMAT
+    CURRENT_FORMAT = chosen
     timestamper = structlog.processors.TimeStamper(
         fmt="%H:%M:%S" if chosen == "console" else "iso", utc=chosen != "console"
     )
@@ -87,16 +103,20 @@ def configure_logging(
             *_renderer(chosen),
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = (
+        _StderrHandler() if stream is sys.stderr else logging.StreamHandler(stream)
+    )
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
-    logger = logging.getLogger(APP_LOGGER)
-    for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
-        logger.removeHandler(old)
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    # The root logger (dlt's basicConfig, a test runner) must not print each record twice.
-    logger.propagate = False
+    # On the root logger, so that a library's warning (httpx, duckdb) is a record of the same
+    # shape instead of a bare line; libraries stay at WARNING, the app logs from INFO.
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger(APP_LOGGER).setLevel(level)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -145,6 +165,8 @@ def logged_run(
         yield record
     except BaseException as error:
         outcome = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        # The CLI's error handler then need not say the same sentence again.
+        error.logged = True  # type: ignore[attr-defined]
         log.error(
             f"{what} {outcome}",
             run_id=record.run_id,

@@ -138,12 +138,16 @@ class RunResult:
 def _pipeline(warehouse: Path) -> Any:
     import dlt
 
+    from pipelines.progress import dlt_collector
+
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=str(pipelines_dir(warehouse)),
         destination=dlt.destinations.duckdb(str(warehouse)),
         dataset_name=RAW_DATASET,
+        # Bars for extract, normalize and load in a terminal; silent in a log file.
+        progress=dlt_collector(),
     )
 
 

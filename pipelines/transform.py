@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +16,7 @@ import duckdb
 from rich.console import Console
 
 from pipelines.errors import UserError
+from pipelines.progress import dbt_progress
 from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
@@ -150,6 +152,15 @@ def summarise(results: list[Any], seconds: float) -> TransformResult:
 
 
 def _print_summary(summary: TransformResult, console: Console) -> None:
+    if not console.is_terminal:
+        # A log file: one record for the build, one per warning or failure, never wrapped.
+        log = logging.getLogger("pipelines.transform")
+        log.log(logging.INFO if summary.ok else logging.ERROR, "dbt build: %s", summary)
+        for name in summary.warned:
+            log.warning("dbt warn: %s", name)
+        for name in summary.failed:
+            log.error("dbt fail: %s", name)
+        return
     colour = "green" if summary.ok else "red"
     console.print(f"[bold {colour}]dbt build[/]: {summary}", highlight=False)
     for name in summary.warned:
@@ -204,9 +215,9 @@ def run_transform(
     # profiles.yml reads the warehouse from $MPAC_WAREHOUSE: pass the absolute path, since a
     # relative one would be read from dbt's working directory.
     env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    with _environment(env):
+    with _environment(env), dbt_progress(console) as callbacks:
         try:
-            outcome = dbtRunner().invoke(args)
+            outcome = dbtRunner(callbacks=callbacks).invoke(args)
         finally:
             _release_warehouse()
     seconds = time.perf_counter() - started

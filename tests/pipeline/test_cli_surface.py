@@ -1,0 +1,224 @@
+"""The commands as a user runs them (subprocesses, as cron or a terminal would): log files
+with one line per record, progress in a terminal, failure notices, the dashboard, the digest,
+the docs and the demo's signposts."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+MPAC = str(Path(sys.executable).parent / "mpac")
+# 2026-12-03T13:26:13.396471Z [info] ...
+RECORD = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \[(debug|info|warning|error)\] \S")
+
+
+def environment(sim: Any, **more: str) -> dict[str, str]:
+    return {**os.environ, **sim.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **more}
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Slack-compatible webhook on 127.0.0.1: its URL and the messages it received."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/s3cr3t", received
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_run_logged_to_a_file_is_one_line_per_record(make_simulator: Any, tmp_path: Path) -> None:
+    sim = make_simulator(size="tiny")
+    warehouse = tmp_path / "marketplace.duckdb"
+    log = tmp_path / "run.log"
+    # The README's cron line: stdout and stderr appended to a file.
+    with log.open("a") as out:
+        done = subprocess.run(
+            [MPAC, "run", "--warehouse", str(warehouse)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment(sim, COLUMNS="80"),
+            cwd=ROOT,
+            timeout=600,
+        )
+    lines = log.read_text().splitlines()
+    assert done.returncode == 0, lines[-20:]
+    assert [line for line in lines if not RECORD.match(line)] == []
+    assert [line for line in lines if line != line.rstrip()] == []
+    start = next(line for line in lines if "mpac run started" in line)
+    for field in ("vendor=", "api_version=v2", f"warehouse={warehouse}", "run_id="):
+        assert field in start
+    end = next(line for line in lines if "mpac run finished" in line)
+    for field in ("outcome=ok", "rows=", "seconds="):
+        assert field in end
+    assert any("dbt build" in line and "models built" in line for line in lines)
+
+
+def test_json_log_lines(make_simulator: Any, tmp_path: Path) -> None:
+    sim = make_simulator(size="tiny")
+    done = subprocess.run(
+        [
+            MPAC,
+            "--log-format",
+            "json",
+            "run",
+            "--no-transform",
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment(sim),
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert records[0]["event"] == "mpac run started"
+    assert records[-1]["event"] == "mpac run finished"
+    assert all(record["timestamp"].endswith("Z") for record in records)
+
+
+def test_a_terminal_shows_progress_of_load_and_dbt(make_simulator: Any, tmp_path: Path) -> None:
+    sim = make_simulator(size="tiny")
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: mpac in a pseudo-terminal
+        os.execve(
+            MPAC,
+            [MPAC, "run", "--warehouse", str(tmp_path / "w.duckdb")],
+            environment(sim, TERM="xterm-256color", COLUMNS="120"),
+        )
+    output = b""
+    while True:
+        ready, _, _ = select.select([terminal], [], [], 300)
+        if not ready:
+            break
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    for bar in ("normalize", "load", "dbt build: models and tests"):
+        assert bar in text, f"no {bar!r} progress"
+
+
+def test_a_failed_run_notifies_the_webhook(
+    make_simulator: Any, tmp_path: Path, inbox: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = inbox
+    sim = make_simulator(size="tiny")
+    env = environment(sim, SOURCES__MARKETPLACE__API_TOKEN="wrong-token", MPAC_NOTIFY_URL=url)
+    done = subprocess.run(
+        [MPAC, "run", "--warehouse", str(tmp_path / "w.duckdb")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert len(received) == 1
+    text = received[0]["text"]
+    assert text.startswith("mpac run failed")
+    assert "wrong-token" not in text + done.stderr
+    assert "s3cr3t" not in done.stderr
+
+
+def test_dashboard_digest_and_report_from_the_command_line(
+    make_simulator: Any, tmp_path: Path, inbox: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = inbox
+    sim = make_simulator(size="tiny")
+    env = environment(sim)
+    warehouse = str(tmp_path / "w.duckdb")
+
+    def mpac(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MPAC, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+        )
+
+    assert mpac("run", "--warehouse", warehouse).returncode == 0
+    shown = mpac("dashboard", "--warehouse", warehouse)
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "w.dashboard.html").exists()
+    assert str(tmp_path / "w.dashboard.html") in shown.stdout
+    digest = mpac("digest", "--warehouse", warehouse, "--notify", url)
+    assert digest.returncode == 0, digest.stderr
+    assert digest.stdout.startswith("# Marketplace digest: w")
+    assert received == [{"text": digest.stdout}]
+    report = mpac("report", "--warehouse", warehouse, "--format", "json", "--months", "1")
+    assert json.loads(report.stdout)["metrics"]["mrr"]
+    wrong = mpac("report", "--warehouse", warehouse, "--app", "no.such.app")
+    assert wrong.returncode == 2
+    assert "no app 'no.such.app'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_make_docs_without_a_warehouse_refuses_in_one_sentence(tmp_path: Path) -> None:
+    missing = tmp_path / "none.duckdb"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "docs", f"MPAC_WAREHOUSE={missing}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert f"no warehouse at {missing}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not missing.exists()
+
+
+def test_the_demo_says_where_its_warehouse_dashboard_and_docs_are(tmp_path: Path) -> None:
+    warehouse = tmp_path / "demo.duckdb"
+    # The demo moves under tools/ with issue 7.
+    module = "pipelines.tools.demo" if find_spec("pipelines.tools") else "pipelines.demo"
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--size", "tiny", "--warehouse", str(warehouse)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for label, path in (
+        ("warehouse", warehouse),
+        ("dashboard", tmp_path / "demo.dashboard.html"),
+        ("docs", tmp_path / "demo.docs.html"),
+    ):
+        assert re.search(rf"{label}:\s+{re.escape(str(path))}", done.stdout), label
+        assert path.exists(), label
