@@ -217,7 +217,8 @@ def run_transform(
     env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     with _environment(env), dbt_progress(console) as callbacks:
         try:
-            outcome = dbtRunner(callbacks=callbacks).invoke(args)
+            runner = dbtRunner(callbacks=callbacks) if callbacks else dbtRunner()
+            outcome = runner.invoke(args)
         finally:
             _release_warehouse()
     seconds = time.perf_counter() - started
