@@ -222,3 +222,46 @@ def test_the_demo_says_where_its_warehouse_dashboard_and_docs_are(tmp_path: Path
     ):
         assert re.search(rf"{label}:\s+{re.escape(str(path))}", done.stdout), label
         assert path.exists(), label
+
+
+def test_the_readme_points_mpac_run_at_mpac_simulate(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Trying it against the simulator", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    assert "mpac simulate --port 8787" in block
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    # The README's settings as written, on a free port; fast polling only to keep the test short.
+    for name, value in re.findall(r"(SOURCES__MARKETPLACE__\w+)=(\S+)", block):
+        env[name] = value.replace("8787", str(port))
+    env["SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS"] = "0.05"
+    server = subprocess.Popen(
+        [MPAC, "simulate", "--port", str(port), "--size", "tiny"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        done = subprocess.run(
+            [MPAC, "run", "--no-transform", "--warehouse", str(tmp_path / "sim.duckdb")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "mpac run finished" in done.stderr
