@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import SourceConfig, read_config
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
@@ -19,85 +20,6 @@ from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
 log = logging.getLogger("pipelines.marketplace")
 
 SCD2_TABLES = ("licenses", "transactions")
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """`[sources.marketplace]` as resolved by dlt (env vars beat .dlt/*.toml)."""
-
-    vendor_id: str
-    base_url: str
-    api_version: str
-    start_date: str
-    lookback_days: int
-    email: str = field(repr=False)
-    api_token: str = field(repr=False)
-    export_poll_seconds: float = settings.EXPORT_POLL_INITIAL
-    export_deadline_seconds: float = settings.EXPORT_DEADLINE_SECONDS
-
-    def __repr__(self) -> str:
-        return (
-            f"SourceConfig(vendor_id={self.vendor_id!r}, base_url={self.base_url!r}, "
-            f"api_version={self.api_version!r}, email={self.email!r}, api_token='***')"
-        )
-
-    def client(self, retry: RetryPolicy | None = None) -> MarketplaceClient:
-        return MarketplaceClient(
-            base_url=self.base_url,
-            email=self.email,
-            api_token=self.api_token,
-            vendor_id=self.vendor_id,
-            api_version=self.api_version,
-            retry=retry,
-        )
-
-
-def read_config() -> SourceConfig:
-    """Read and validate the settings before anything touches the warehouse."""
-    import dlt
-
-    section = "sources.marketplace"
-
-    def value(name: str, default: Any = None) -> Any:
-        found = dlt.config.get(f"{section}.{name}")
-        return default if found is None or found == "" else found
-
-    def secret(name: str) -> str:
-        found = dlt.secrets.get(f"{section}.{name}")
-        if not found:
-            raise UserError(
-                f"{name} is not set: put it in .dlt/secrets.toml under [sources.marketplace] "
-                f"or set SOURCES__MARKETPLACE__{name.upper()}."
-            )
-        return str(found)
-
-    vendor_id = value("vendor_id")
-    if vendor_id is None:
-        raise UserError("vendor_id is not set: add it under [sources.marketplace].")
-    api_version = str(value("api_version", "v2")).lower()
-    if api_version not in settings.API_VERSIONS:
-        raise UserError(f"api_version must be v2 or v3, not {api_version!r}.")
-    start_date = str(value("start_date", "2016-01-01"))
-    parse_date(start_date, "start_date")
-    try:
-        lookback_days = int(value("lookback_days", 3))
-    except (TypeError, ValueError):
-        raise UserError("lookback_days must be a whole number of days.") from None
-    if lookback_days < 0:
-        raise UserError("lookback_days must not be negative.")
-    return SourceConfig(
-        vendor_id=str(vendor_id),
-        base_url=str(value("base_url", settings.DEFAULT_BASE_URLS[api_version])),
-        api_version=api_version,
-        start_date=start_date,
-        lookback_days=lookback_days,
-        email=secret("email"),
-        api_token=secret("api_token"),
-        export_poll_seconds=float(value("export_poll_seconds", settings.EXPORT_POLL_INITIAL)),
-        export_deadline_seconds=float(
-            value("export_deadline_seconds", settings.EXPORT_DEADLINE_SECONDS)
-        ),
-    )
 
 
 def parse_resources(resources: str | Sequence[str] | None) -> list[str] | None:
@@ -205,18 +127,7 @@ def run(
                 log.info("loading the package a previous run left behind")
                 pipeline.run()
             source = marketplace(
-                vendor_id=config.vendor_id,
-                email=config.email,
-                api_token=config.api_token,
-                base_url=config.base_url,
-                api_version=config.api_version,
-                start_date=config.start_date,
-                lookback_days=config.lookback_days,
-                backfill=backfill,
-                since=since,
-                export_poll_seconds=config.export_poll_seconds,
-                export_deadline_seconds=config.export_deadline_seconds,
-                client=client,
+                **config.source_arguments(), backfill=backfill, since=since, client=client
             )
             if chosen:
                 source = source.with_resources(*chosen)

@@ -59,10 +59,10 @@ def marketplace(
     vendor_id: str = dlt.config.value,
     email: str = dlt.secrets.value,
     api_token: str = dlt.secrets.value,
-    base_url: str = settings.DEFAULT_BASE_URL,
-    api_version: str = "v2",
-    start_date: str = "2016-01-01",
-    lookback_days: int = 3,
+    base_url: str | None = None,
+    api_version: str = settings.DEFAULT_API_VERSION,
+    start_date: str = settings.DEFAULT_START_DATE,
+    lookback_days: int = settings.DEFAULT_LOOKBACK_DAYS,
     backfill: bool = False,
     since: str | None = None,
     export_poll_seconds: float = settings.EXPORT_POLL_INITIAL,
@@ -76,7 +76,7 @@ def marketplace(
         vendor_id: The numeric vendor id (v3 resolves the developer space from it).
         email: The Atlassian account email (HTTP Basic user).
         api_token: An API token of that account (HTTP Basic password).
-        base_url: The API host: the live one, or the simulator's.
+        base_url: The API host (the simulator's, say); unset, the live host of api_version.
         api_version: "v2" or "v3".
         start_date: The first day a backfill asks for.
         lookback_days: Incremental runs re-read this many days before the saved cursor.
@@ -88,7 +88,7 @@ def marketplace(
     """
     first_day = parse_date(since or start_date, "--since" if since else "start_date")
     api = client or MarketplaceClient(
-        base_url=base_url,
+        base_url=settings.base_url_for(api_version, base_url),
         email=email,
         api_token=api_token,
         vendor_id=vendor_id,

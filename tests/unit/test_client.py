@@ -140,7 +140,7 @@ class TestErrors:
         assert TOKEN not in str(caught.value)
 
     def test_the_resolved_config_masks_the_token(self) -> None:
-        from pipelines.runner import SourceConfig
+        from pipelines.config import SourceConfig
 
         config = SourceConfig("42", BASE, "v2", "2016-01-01", 3, "me@example.com", TOKEN)
         assert TOKEN not in repr(config)
