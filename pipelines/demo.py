@@ -16,6 +16,7 @@ from rich.table import Table
 from pipelines import runner
 from pipelines.errors import UserError
 from pipelines.report import print_report
+from pipelines.status import read_status
 from pipelines.warehouse import pipelines_dir
 
 DEMO_WAREHOUSE = Path("data") / "demo.duckdb"
@@ -33,7 +34,7 @@ def _counts_table(warehouse: Path, title: str) -> Table:
     table.add_column("table")
     table.add_column("rows", justify="right")
     table.add_column("current versions", justify="right")
-    for row in runner.status(warehouse).tables:
+    for row in read_status(warehouse).tables:
         current = "" if row["current"] is None else f"{row['current']:,}"
         table.add_row(row["table"], f"{row['rows']:,}", current)
     return table

@@ -1,8 +1,7 @@
-"""`mpac run` and `mpac status`: preflight, the dlt pipeline run, and what the warehouse holds."""
+"""`mpac run`: preflight, the dlt pipeline run into the warehouse, then the dbt transform."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,11 +14,9 @@ from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.marketplace.helpers import parse_date
-from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
+from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir, unavailable
 
 log = logging.getLogger("pipelines.marketplace")
-
-SCD2_TABLES = ("licenses", "transactions")
 
 
 def parse_resources(resources: str | Sequence[str] | None) -> list[str] | None:
@@ -143,9 +140,8 @@ def run(
                 raise UserError(str(user_error)) from None
             if "Could not set lock" in str(error):
                 # Another process (a BI tool, a second run) holds DuckDB's write lock.
-                raise UserError(
-                    f"{warehouse} is open in another process: close it and run again (what "
-                    "this run extracted is kept and loaded first)."
+                raise unavailable(
+                    warehouse, then="what this run extracted is kept and loaded first"
                 ) from None
             raise
     finally:
@@ -173,84 +169,3 @@ def run_transform(warehouse: Path) -> str:
     from pipelines.transform import run_transform as dbt_build
 
     return str(dbt_build(warehouse))
-
-
-# ---- status ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Status:
-    """What `mpac status` shows."""
-
-    warehouse: Path
-    loads: list[dict[str, Any]]
-    tables: list[dict[str, Any]]
-    cursors: dict[str, Any]
-    pending_exports: list[dict[str, Any]]
-
-
-def status(warehouse: Path) -> Status:
-    """Last loads, rows per table, cursors and unfinished exports, read without writing."""
-    import duckdb
-
-    if not warehouse.exists():
-        raise UserError(f"there is no warehouse at {warehouse}: run `mpac run` first.")
-    working = pipelines_dir(warehouse) / PIPELINE_NAME
-    cursors: dict[str, Any] = {}
-    state_file = working / "state.json"
-    if state_file.exists():
-        try:
-            state = json.loads(state_file.read_text())
-            resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
-            cursors = {name: value.get("cursor") for name, value in resources.items()}
-        except (OSError, ValueError):
-            cursors = {}
-    ledger = ExportLedger(working / LEDGER_FILE)
-    pending = [
-        {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
-        for entry in ledger.entries.values()
-    ]
-    try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as error:
-        raise UserError(
-            f"cannot open {warehouse} ({type(error).__name__}): is a run going on?"
-        ) from None
-    try:
-        names = [
-            row[0]
-            for row in connection.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "order by table_name",
-                [RAW_DATASET],
-            ).fetchall()
-        ]
-        loads: list[dict[str, Any]] = []
-        if "_dlt_loads" in names:
-            loads = [
-                {"load_id": row[0], "status": row[1], "inserted_at": row[2]}
-                for row in connection.execute(
-                    f"select load_id, status, inserted_at from {RAW_DATASET}._dlt_loads "
-                    "order by inserted_at desc limit 5"
-                ).fetchall()
-            ]
-        tables = []
-        for name in names:
-            if name.startswith("_dlt"):
-                continue
-            total = connection.execute(f'select count(*) from {RAW_DATASET}."{name}"').fetchone()
-            current = None
-            if name in SCD2_TABLES:
-                current = connection.execute(
-                    f'select count(*) from {RAW_DATASET}."{name}" where _dlt_valid_to is null'
-                ).fetchone()
-            tables.append(
-                {
-                    "table": name,
-                    "rows": total[0] if total else 0,
-                    "current": current[0] if current else None,
-                }
-            )
-    finally:
-        connection.close()
-    return Status(warehouse, loads, tables, cursors, pending)

@@ -26,6 +26,7 @@ from pipelines.marketplace.helpers import (
     transaction_key,
 )
 from pipelines.simulator.metrics import details_events
+from pipelines.status import read_status
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
 
 pytestmark = pytest.mark.integration
@@ -55,11 +56,11 @@ def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def counts(warehouse: Path) -> dict[str, int]:
-    return {row["table"]: row["rows"] for row in runner.status(warehouse).tables}
+    return {row["table"]: row["rows"] for row in read_status(warehouse).tables}
 
 
 def cursors(warehouse: Path) -> dict[str, Any]:
-    return runner.status(warehouse).cursors
+    return read_status(warehouse).cursors
 
 
 def truth(sim: Any, kind: str) -> list[dict[str, Any]]:

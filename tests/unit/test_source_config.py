@@ -24,9 +24,7 @@ def built_clients(monkeypatch):
 
 
 @pytest.mark.parametrize("version", ["v2", "v3"])
-def test_the_source_without_base_url_calls_the_live_host_of_its_api_version(
-    built_clients, version
-):
+def test_the_source_without_base_url_calls_the_live_host_of_its_api_version(built_clients, version):
     marketplace(vendor_id="42", email="me@example.com", api_token="t", api_version=version)
     (client,) = built_clients
     assert client.base_url == settings.DEFAULT_BASE_URLS[version]
