@@ -315,7 +315,7 @@ class TestExports:
 
 
 def test_a_failing_sync_export_falls_back_to_paging() -> None:
-    from pipelines.marketplace.helpers import exported_or_paged
+    from pipelines.marketplace.extraction import exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/export"):
@@ -328,7 +328,7 @@ def test_a_failing_sync_export_falls_back_to_paging() -> None:
 
 
 def test_a_sync_export_streams_its_array() -> None:
-    from pipelines.marketplace.helpers import exported_or_paged
+    from pipelines.marketplace.extraction import exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path.endswith("/sales/metrics/churn/details/export")
