@@ -46,10 +46,10 @@ format: install ## Format Python in place
 	$(RUN) ruff format .
 
 demo: install ## Run the whole pipeline against the local simulator and print the results
-	$(RUN) python -m pipelines.demo
+	$(RUN) python -m pipelines.tools.demo
 
 bench: install ## Benchmarks on the simulator's large vendor (prints figures, asserts nothing)
-	$(RUN) python -m pipelines.bench
+	$(RUN) python -m pipelines.tools.bench
 
 docs: install ## Build the dbt docs site into dbt/target (open dbt/target/index.html)
 	MPAC_WAREHOUSE="$(abspath $(or $(MPAC_WAREHOUSE),data/marketplace.duckdb))" \

@@ -56,14 +56,7 @@ AMOUNT_TOLERANCE = 0.01
 
 def configure(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
     """Point the loader at the simulator (as the demo does)."""
-    env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
-    }
-    for key, value in env.items():
+    for key, value in sim.env(export_poll_seconds=0.01).items():
         monkeypatch.setenv(key, value)
 
 

@@ -37,12 +37,7 @@ FAST_RETRY = RetryPolicy(attempts=10, budget_seconds=30, initial_wait=0.01, max_
 
 def configure(monkeypatch: pytest.MonkeyPatch, sim: Any, version: str = "v2", **extra: str) -> None:
     env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__API_VERSION": version,
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
+        **sim.env(version, export_poll_seconds=0.01),
         "SOURCES__MARKETPLACE__LOOKBACK_DAYS": "3",
         **{f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in extra.items()},
     }
@@ -311,14 +306,7 @@ def cli(args: list[str], env: dict[str, str]) -> Any:
 
 
 def sim_env(sim: Any, **overrides: str) -> dict[str, str]:
-    env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__API_VERSION": "v2",
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
-    }
+    env = sim.env(export_poll_seconds=0.01)
     env.update({f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in overrides.items()})
     return env
 

@@ -55,15 +55,7 @@ def main() -> None:
     _fresh(warehouse)
     with run_simulator(size=options.size) as sim:
         # The simulator's address and credentials reach dlt the way a user's would: env vars.
-        os.environ.update(
-            {
-                "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-                "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-                "SOURCES__MARKETPLACE__EMAIL": sim.email,
-                "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-                "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.05",
-            }
-        )
+        os.environ.update(sim.env())
         console.print(
             f"[bold]simulator[/] {sim.base_url}: vendor {sim.vendor.vendor_id}, size "
             f"{options.size}, today {sim.today}"

@@ -62,7 +62,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("pipelines.marketplace").setLevel(logging.INFO)
 
-    from pipelines.simulator.server import DEFAULT_API_TOKEN, DEFAULT_EMAIL
+    from pipelines.simulator.harness import DEFAULT_API_TOKEN, DEFAULT_EMAIL
 
     port = _free_port()
     started = time.perf_counter()
@@ -86,6 +86,7 @@ def main() -> None:
         warm = time.perf_counter()
         httpx.get(f"{url}/admin/expected/churn", timeout=1800).raise_for_status()
         console.print(f"simulator metrics computed in {time.perf_counter() - warm:.0f} s")
+        # Not RunningSimulator.env(): this simulator is another process, known by its URL only.
         os.environ.update(
             {
                 "SOURCES__MARKETPLACE__VENDOR_ID": str(state["vendor_id"]),
