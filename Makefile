@@ -31,10 +31,10 @@ test: install ## Run the whole test suite (unit, integration, dbt)
 	$(RUN) pytest -n 2 --dist loadgroup
 
 test-unit: install ## Run the unit tests only (seconds)
-	$(RUN) pytest tests/unit
+	$(RUN) pytest -m "not integration"
 
 test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
-	$(RUN) pytest -n 2 --dist loadgroup tests/integration
+	$(RUN) pytest -n 2 --dist loadgroup -m integration
 
 lint: install ## Check Python (ruff) and SQL (sqlfluff) style
 	$(RUN) ruff check .

@@ -12,10 +12,9 @@ from typing import Any
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.simulator.metrics import MetricTables, compute_metrics
+from tests.helpers import cli, configure
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +53,8 @@ MARTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 AMOUNT_TOLERANCE = 0.01
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
-    """Point the loader at the simulator (as the demo does)."""
-    for key, value in sim.env(export_poll_seconds=0.01).items():
-        monkeypatch.setenv(key, value)
-
-
 def mpac(*args: str) -> None:
-    result = CliRunner().invoke(app, list(args))
+    result = cli(list(args))
     assert result.exit_code == 0, f"mpac {' '.join(args)} failed:\n{result.output}"
 
 

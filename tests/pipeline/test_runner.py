@@ -10,12 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from typer.testing import CliRunner
 
 from pipelines import runner
-from pipelines.cli import app
 from pipelines.errors import UserError
 from pipelines.marketplace.client import RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE
@@ -28,26 +25,12 @@ from pipelines.marketplace.helpers import (
 from pipelines.simulator.metrics import details_events
 from pipelines.status import read_status
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
+from tests.helpers import cli, configure, query, simulator_env
 
 pytestmark = pytest.mark.integration
 
 # Fast but real: the same policy, with waits that keep a faulty run within seconds.
 FAST_RETRY = RetryPolicy(attempts=10, budget_seconds=30, initial_wait=0.01, max_wait=0.05)
-
-
-def configure(monkeypatch: pytest.MonkeyPatch, sim: Any, version: str = "v2", **extra: str) -> None:
-    env = {
-        **sim.env(version, export_poll_seconds=0.01),
-        "SOURCES__MARKETPLACE__LOOKBACK_DAYS": "3",
-        **{f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in extra.items()},
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-
-
-def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        return connection.execute(sql).fetchall()
 
 
 def counts(warehouse: Path) -> dict[str, int]:
@@ -301,16 +284,6 @@ def test_a_backfill_since_a_date_overlaps_without_duplicates_or_rewinding(
     assert all(cursors(warehouse)[name] >= saved[name] for name in saved if saved[name])
 
 
-def cli(args: list[str], env: dict[str, str]) -> Any:
-    return CliRunner().invoke(app, args, env=env)
-
-
-def sim_env(sim: Any, **overrides: str) -> dict[str, str]:
-    env = sim.env(export_poll_seconds=0.01)
-    env.update({f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in overrides.items()})
-    return env
-
-
 @pytest.mark.parametrize(
     ("args", "overrides", "message"),
     [
@@ -328,7 +301,7 @@ def test_bad_input_is_one_sentence_exit_2_and_touches_nothing(
     warehouse = tmp_path / "data" / "w.duckdb"
     result = cli(
         ["run", "--warehouse", str(warehouse), "--no-transform", *args],
-        sim_env(simulator, **overrides),
+        simulator_env(simulator, **overrides),
     )
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
@@ -350,7 +323,7 @@ def test_the_api_token_is_never_printed_logged_or_written(
     basic = base64.b64encode(f"leak-check@example.com:{token}".encode())
     caplog.set_level("DEBUG")
     warehouse = tmp_path / "data" / "w.duckdb"
-    env = sim_env(sim)
+    env = simulator_env(sim)
     # With the dbt step: its logs and artefacts land under the warehouse folder too.
     outputs = [cli(["run", "--warehouse", str(warehouse)], env)]
     sim.advance(10)
