@@ -152,16 +152,9 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     assert differences(warehouse, truth) == {}
 
 
-def test_mpac_run_builds_the_marts_after_loading(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sim = make_simulator(size="tiny")
-    configure(monkeypatch, sim)
-    warehouse = tmp_path / "marketplace.duckdb"
-
-    mpac("run", "--backfill", "--warehouse", str(warehouse))
-
-    licenses = list(sim.state.records("licenses", with_data_insights=True))
-    truth = compute_metrics(licenses, list(sim.state.records("transactions")))
+@pytest.mark.xdist_group("built_warehouse")
+def test_mpac_run_builds_the_marts_after_loading(built_warehouse: Any) -> None:
+    assert built_warehouse.exit_code == 0, built_warehouse.output
+    truth = built_warehouse.truth
     assert truth.churn, "the tiny vendor should have renewal opportunities"
-    assert differences(warehouse, truth) == {}
+    assert differences(built_warehouse.warehouse, truth) == {}
