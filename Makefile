@@ -36,10 +36,12 @@ test-unit: install ## Run the unit tests only (seconds)
 test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
 	$(RUN) pytest -n 2 --dist loadgroup -m integration
 
-lint: install ## Check Python (ruff) and SQL (sqlfluff) style
+lint: install ## Style (ruff, sqlfluff), package boundaries (import-linter) and types (mypy)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) sqlfluff lint dbt/models
+	$(RUN) lint-imports
+	$(RUN) mypy
 
 format: install ## Format Python in place
 	$(RUN) ruff check --fix .

@@ -61,14 +61,14 @@ class SourceConfig:
 def _value(name: str, default: Any = None) -> Any:
     import dlt
 
-    found = dlt.config.get(f"{SECTION}.{name}")
+    found: Any = dlt.config.get(f"{SECTION}.{name}")
     return default if found is None or found == "" else found
 
 
 def _secret(name: str) -> str:
     import dlt
 
-    found = dlt.secrets.get(f"{SECTION}.{name}")
+    found: Any = dlt.secrets.get(f"{SECTION}.{name}")
     if not found:
         raise UserError(
             f"{name} is not set: put it in .dlt/secrets.toml under [sources.marketplace] "

@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.schema.typing import (
+    TColumnSchema,
+    TDeleteInsertStrategyDict,
+    TScd2StrategyDict,
+    TTableSchemaColumns,
+)
 from dlt.extract.resource import DltResource
 
 from pipelines.marketplace import extraction, settings
@@ -27,17 +33,17 @@ from pipelines.marketplace.helpers import first_of_month, parse_date
 Batches = Iterator[list[dict[str, Any]]]
 
 
-def _dates(names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return {name: {"name": name, "data_type": "date"} for name in names}
+def _dates(names: Sequence[str]) -> TTableSchemaColumns:
+    return {name: TColumnSchema(name=name, data_type="date") for name in names}
 
 
-def _doubles(names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return {name: {"name": name, "data_type": "double"} for name in names}
+def _doubles(names: Sequence[str]) -> TTableSchemaColumns:
+    return {name: TColumnSchema(name=name, data_type="double") for name in names}
 
 
-SCD2 = {"disposition": "merge", "strategy": "scd2"}
+SCD2 = TScd2StrategyDict(disposition="merge", strategy="scd2")
 # The scope of the rows replaced is set per run by the source (it depends on the window read).
-DELETE_INSERT = {"disposition": "merge", "strategy": "delete-insert"}
+DELETE_INSERT = TDeleteInsertStrategyDict(disposition="merge", strategy="delete-insert")
 
 
 @dlt.source(name="marketplace")
@@ -192,7 +198,7 @@ def feedback(run: Extraction) -> Batches:
     name="marketing_attribution",
     write_disposition="merge",
     primary_key="row_hash",
-    columns={"event_timestamp": {"data_type": "timestamp"}},
+    columns={"event_timestamp": TColumnSchema(data_type="timestamp")},
 )
 def marketing_attribution(run: Extraction) -> Batches:
     """One row per attribution event, keyed by a hash of the row (no id in the API).
@@ -212,7 +218,10 @@ def marketing_attribution(run: Extraction) -> Batches:
 @dlt.resource(
     name="metric_aggregates",
     write_disposition=DELETE_INSERT,
-    columns={"period_start": {"data_type": "date"}, "count": {"data_type": "bigint"}},
+    columns={
+        "period_start": TColumnSchema(data_type="date"),
+        "count": TColumnSchema(data_type="bigint"),
+    },
 )
 def metric_aggregates(run: Extraction) -> Batches:
     """Atlassian's monthly churn, renewal and conversion figures per app, one count per row
