@@ -169,6 +169,7 @@ def run(
     from rich.table import Table
 
     from pipelines import runner
+    from pipelines.config import read_config
     from pipelines.logs import logged_run
     from pipelines.notify import notify_url
     from pipelines.warehouse import warehouse_path
@@ -176,7 +177,7 @@ def run(
     path = warehouse_path(warehouse)
     url = notify_url(notify)
     try:
-        config = runner.read_config()
+        config = read_config()
         with logged_run(
             "mpac run",
             vendor=config.vendor_id,
@@ -221,10 +222,10 @@ def status(
     """Last loads, rows per table, saved cursors and exports still pending."""
     from rich.table import Table
 
-    from pipelines import runner
+    from pipelines.status import read_status
     from pipelines.warehouse import warehouse_path
 
-    found = runner.status(warehouse_path(warehouse))
+    found = read_status(warehouse_path(warehouse))
     console = Console()
     loads = Table(title="Last loads")
     for column in ("load id", "status", "loaded at"):

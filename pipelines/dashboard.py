@@ -17,6 +17,7 @@ import duckdb
 
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
+from pipelines.warehouse import open_read_only
 
 Row = dict[str, Any]
 Figure = dict[str, Any]
@@ -618,16 +619,8 @@ def default_output(warehouse: Path) -> Path:
 
 def write_dashboard(warehouse: Path, output: Path | None = None) -> tuple[Path, list[Panel]]:
     """Render the dashboard of `warehouse` into `output`, written whole then renamed."""
-    if not warehouse.exists():
-        raise UserError(f"no warehouse at {warehouse}: run `mpac run` first.")
     output = (output or default_output(warehouse)).expanduser().resolve()
-    try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException:
-        raise UserError(
-            f"the warehouse {warehouse} is in use by another process: try again when it is done."
-        ) from None
-    with connection:
+    with open_read_only(warehouse) as connection:
         if "marts.fct_mrr" not in relations(connection):
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
         page, panels = render(connection, title=f"Marketplace dashboard: {warehouse.name}")

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import UserError
+from pipelines.warehouse import open_read_only
 
 # The first digest of a warehouse reports the events of this many days before as_of.
 FIRST_DIGEST_DAYS = 7
@@ -154,15 +155,7 @@ def _read_state(path: Path) -> Mapping[str, Any] | None:
 
 def collect(warehouse: Path) -> Digest:
     """Compare the warehouse with what the last digest saw (its state file)."""
-    if not warehouse.exists():
-        raise UserError(f"no warehouse at {warehouse}: run `mpac run` first.")
-    try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException:
-        raise UserError(
-            f"the warehouse {warehouse} is in use by another process: try again when it is done."
-        ) from None
-    with connection:
+    with open_read_only(warehouse) as connection:
         relations = _relations(connection)
         needed = {
             "intermediate.int_as_of_date",

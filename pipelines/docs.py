@@ -12,7 +12,7 @@ from pipelines.transform import (
     _release_warehouse,
     dbt_artifacts_dir,
 )
-from pipelines.warehouse import WAREHOUSE_ENV
+from pipelines.warehouse import WAREHOUSE_ENV, open_read_only
 
 
 def docs_path(warehouse: Path) -> Path:
@@ -26,24 +26,14 @@ def build_docs(warehouse: Path) -> tuple[Path, int]:
     The static page embeds the manifest and the catalog, so it opens from the file system in a
     browser (dbt's index.html fetches them and shows nothing outside a web server).
     """
-    import duckdb
     from dbt.cli.main import dbtRunner
 
     warehouse = Path(warehouse).expanduser().resolve()
-    if not warehouse.exists():
-        raise UserError(
-            f"no warehouse at {warehouse}: run `make demo` (or `mpac run`) first, or point "
-            "MPAC_WAREHOUSE at one."
-        )
-    try:
-        with duckdb.connect(str(warehouse), read_only=True) as connection:
-            (marts,) = connection.execute(
-                "select count(*) from information_schema.tables where table_schema = 'marts'"
-            ).fetchone() or (0,)
-    except duckdb.IOException:
-        raise UserError(
-            f"the warehouse {warehouse} is in use by another process: try again when it is done."
-        ) from None
+    # The one sentence for a missing or busy warehouse (and no empty file left behind).
+    with open_read_only(warehouse) as connection:
+        (marts,) = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts'"
+        ).fetchone() or (0,)
     if not marts:
         raise UserError(
             f"{warehouse} has no marts yet: run `mpac transform` (or `mpac run`) first."

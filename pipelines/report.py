@@ -12,12 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
+from pipelines.warehouse import open_read_only
 
 # Each block: title, the query over one mart, and the columns to show (name, format).
 _BLOCKS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -97,22 +97,11 @@ def _cell(value: Any, template: str) -> str:
     return "" if value is None else template.format(value)
 
 
-def _connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    if not warehouse.exists():
-        raise UserError(f"no warehouse at {warehouse}: run `mpac run` first.")
-    try:
-        return duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException:
-        raise UserError(
-            f"the warehouse {warehouse} is in use by another process: try again when it is done."
-        ) from None
-
-
 def metric_blocks(
     warehouse: Path, months: int = 3, app: str | None = None
 ) -> tuple[list[Block], date | None]:
     """The last `months` months of each metric, newest first, for one app or all of them."""
-    with _connect(warehouse) as connection:
+    with open_read_only(warehouse) as connection:
         known = relations(connection)
         if "marts.fct_mrr" not in known:
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_WAREHOUSE = Path("data") / "marketplace.duckdb"
 WAREHOUSE_ENV = "MPAC_WAREHOUSE"
@@ -29,6 +34,29 @@ def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def pipelines_dir(warehouse: Path) -> Path:
     """dlt's working folder sits beside the warehouse, so state travels with the data."""
     return warehouse.parent / f".{warehouse.stem}.dlt"
+
+
+def unavailable(warehouse: Path, then: str | None = None) -> UserError:
+    """The one sentence for a warehouse that cannot be opened: not there yet, or held by a writer
+    (DuckDB lets one process write and blocks every other one meanwhile)."""
+    sentence = (
+        f"there is no warehouse at {warehouse} yet, or another process is writing to it or "
+        "has it open: "
+        "run `mpac run` first, or try again when that process is done"
+    )
+    return UserError(f"{sentence} ({then})." if then else f"{sentence}.")
+
+
+def open_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse, or the one sentence above (never a traceback)."""
+    import duckdb
+
+    if not warehouse.exists():
+        raise unavailable(warehouse)
+    try:
+        return duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException:
+        raise unavailable(warehouse) from None
 
 
 def publish_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -56,8 +84,6 @@ def publish_reader_copy(warehouse: Path, target: Path, include_raw: bool = False
 
     import duckdb
 
-    from pipelines.errors import UserError
-
     if target == warehouse:
         raise UserError("--publish must name another file than the warehouse itself.")
     started = time.perf_counter()
@@ -76,10 +102,7 @@ def publish_reader_copy(warehouse: Path, target: Path, include_raw: bool = False
             connection.execute("detach reader_copy")
     except duckdb.IOException:
         partial.unlink(missing_ok=True)
-        raise UserError(
-            f"could not read {warehouse} to publish it: another process is writing to it; "
-            "publish again when it is done."
-        ) from None
+        raise unavailable(warehouse, then="nothing was published") from None
     # A rename is atomic: a reader opens either the old copy or the new one, never a mix.
     os.replace(partial, target)
     return time.perf_counter() - started
