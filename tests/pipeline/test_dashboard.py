@@ -168,3 +168,16 @@ def test_the_network_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
     assert CHROMIUM is not None
     shown = render(CHROMIUM, page, ready="document.readyState === 'complete'", timeout=10)
     assert shown.requests == ["http://example.invalid/logo.png"]
+
+
+def test_the_dashboard_exposure_lists_the_marts_its_charts_read() -> None:
+    import yaml
+
+    dbt = Path(__file__).resolve().parents[2] / "dbt"
+    exposures = yaml.safe_load((dbt / "models" / "_exposures.yml").read_text())["exposures"]
+    dashboard = next(e for e in exposures if e["name"] == "dashboard")
+    listed = {re.sub(r"ref\('(\w+)'\)", r"\1", ref) for ref in dashboard["depends_on"]}
+    models = {path.stem for path in (dbt / "models").rglob("*.sql")}
+    # Each chart's preferred relation, once the dbt project has it as a model.
+    wanted = {chart.sources[0].split(".")[1] for chart in CHARTS} & models
+    assert wanted <= listed, f"add to the dashboard exposure: {sorted(wanted - listed)}"
