@@ -133,6 +133,13 @@ def run(
             if chosen:
                 source = source.with_resources(*chosen)
             saved = pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
+            if not saved and warehouse.exists():
+                # No local folder (a fresh CI runner given the stored warehouse): dlt restores
+                # the cursors from the warehouse during run(); read them now for the summary.
+                pipeline.sync_destination()
+                saved = (
+                    pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
+                )
             # A resource with no cursor yet backfills by itself: say so in the summary.
             backfill = backfill or any(
                 not (saved.get(name) or {}).get("cursor") for name in source.selected_resources
