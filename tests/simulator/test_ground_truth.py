@@ -24,8 +24,9 @@ def lic(
     eval_start: str | None = None,
     eval_end: str | None = None,
     last_updated: str = "2020-01-01",
+    **extra: object,
 ) -> dict:
-    """A v2 license record; Cloud ones carry `key` as appEntitlementId."""
+    """A v2 license record; Cloud ones carry `key` as appEntitlementId; `extra` adds fields."""
     record = {
         "addonLicenseId": f"L-{key}" if hosting == "Cloud" else key,
         "licenseId": f"SEN-{key}",
@@ -44,7 +45,7 @@ def lic(
     if eval_start:
         record["evaluationStartDate"] = eval_start
         record["evaluationEndDate"] = eval_end
-    return record
+    return record | extra
 
 
 def tx(
@@ -60,8 +61,10 @@ def tx(
     hosting: str = "Cloud",
     addon: str = "app.a",
     last_updated: str = "2020-01-01",
+    **extra: object,
 ) -> dict:
-    """A v2 transaction line; the sale date defaults to the maintenance start."""
+    """A v2 transaction line; the sale date defaults to the maintenance start; `extra` adds
+    top-level fields."""
     line = next(_line_ids)
     record = {
         "transactionId": f"AT-{line}",
@@ -84,7 +87,7 @@ def tx(
     }
     if hosting == "Cloud":
         record["appEntitlementId"] = key
-    return record
+    return record | extra
 
 
 def opportunities(tables: MetricTables) -> list[tuple[date, str]]:
@@ -110,8 +113,21 @@ def mixed() -> MetricTables:
         lic("e3", license_type="EVALUATION", start="2024-03-04", end="2024-04-03", addon="app.b"),
         lic("p1", eval_start="2024-02-01", eval_end="2024-03-01", start="2024-01-01"),
         lic("s1", hosting="Server"),
+        # An edition upgrade trial, converted by a co-terminated Upgrade line of the edition.
+        lic("u1", upgradeEvaluationStartDate="2024-02-05", upgradeEvaluatingEdition="Advanced"),
     ]
     transactions = [
+        tx("u1", "2024-01-05", "2025-01-05", billing="Annual", price=1200),
+        tx(
+            "u1",
+            "2024-02-05",
+            "2025-01-05",
+            sale="2024-02-20",
+            sale_type="Upgrade",
+            billing="Annual",
+            price=550,
+            appEdition="Advanced",
+        ),
         tx("e1", "2024-01-20", "2024-02-20"),
         tx("e1", "2024-02-20", "2024-03-20", sale_type="Renewal"),
         tx("e1", "2024-03-20", "2024-04-20", sale_type="Renewal", price=150),
@@ -434,28 +450,25 @@ def test_open_evaluations_are_counted_in_evaluations() -> None:
     assert row["median_days_to_convert"] is None
 
 
-def test_conversion_is_net_new_without_an_earlier_term_and_upgrade_with_one() -> None:
+def test_net_new_evaluation_after_an_earlier_term_is_a_returning_customer_not_upgrade() -> None:
     tables = compute_metrics(
         [
             lic("new", license_type="EVALUATION", start="2023-06-01", end="2023-07-01"),
-            lic("up", eval_start="2023-06-01", eval_end="2023-07-01", start="2023-01-01"),
+            lic("back", eval_start="2023-06-01", eval_end="2023-07-01", start="2023-01-01"),
         ],
         [
             tx("new", "2023-06-20", "2023-07-20"),
-            tx("up", "2023-01-01", "2024-01-01", billing="Annual", price=1200),
-            tx("up", "2023-06-20", "2024-06-20", billing="Annual", price=2400),
+            tx("back", "2023-01-01", "2024-01-01", billing="Annual", price=1200),
+            tx("back", "2023-06-20", "2024-06-20", billing="Annual", price=2400),
         ],
         as_of=D("2023-12-01"),
     )
-    assert {e["license_key"]: e["conversion_type"] for e in tables.evaluations} == {
-        "new": "Net New",
-        "up": "Upgrade",
-    }
-    assert all(e["is_converted"] for e in tables.evaluations)
-    assert {(r["conversion_type"], r["conversions"]) for r in tables.conversion} == {
-        ("Net New", 1),
-        ("Upgrade", 1),
-    }
+    assert {
+        e["license_key"]: (e["conversion_type"], e["is_returning_customer"], e["is_converted"])
+        for e in tables.evaluations
+    } == {"new": ("Net New", False, True), "back": ("Net New", True, True)}
+    [row] = tables.conversion
+    assert (row["evaluations"], row["conversions"], row["returning_evaluations"]) == (2, 1 + 1, 1)
 
 
 def test_evaluations_are_read_from_both_forms_and_deduplicated() -> None:
@@ -508,16 +521,18 @@ def test_mrr_movements_new_expansion_contraction_churn_unchanged() -> None:
     assert [r["prior_mrr"] for r in rows] == [0.0, 100.0, 150.0, 120.0, 0.0]
 
 
-def test_mrr_change_within_half_a_cent_is_unchanged() -> None:
+def test_a_cent_of_drift_is_a_movement_no_tolerance() -> None:
     tables = compute_metrics(
         [],
         [
-            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200.0),
-            tx("k", "2024-02-01", "2025-02-01", billing="Annual", vendor=1200.05),
+            tx("k", "2024-01-01", "2024-02-01", vendor=100.0),
+            tx("k", "2024-02-01", "2024-03-01", vendor=100.01, sale_type="Renewal"),
+            tx("k", "2024-03-01", "2024-04-01", vendor=100.01, sale_type="Renewal"),
         ],
-        as_of=D("2024-02-20"),
+        as_of=D("2024-03-20"),
     )
-    assert [m for _, _, m in mrr_of(tables, "k")] == ["new", "unchanged"]
+    assert [m for _, _, m in mrr_of(tables, "k")] == ["new", "expansion", "unchanged"]
+    assert tables.mrr[1]["expansion_mrr"] == pytest.approx(0.01)
 
 
 def test_mrr_snapshot_in_the_as_of_month_is_as_of_not_the_month_end() -> None:
@@ -672,7 +687,7 @@ def test_conversion_payload_series_without_and_with_group_by_conversion_type(
         (s["name"], s.get("conversionType")): sum(e["count"] for e in s["elements"])
         for s in grouped["total"]["series"]
     }
-    assert totals[("Evaluations", "Net New")] == 3
+    assert totals[("Evaluations", "Net New")] == 4
     assert totals[("Evaluations", "Upgrade")] == 1
     assert totals[("Conversions", "Upgrade")] == 1
     assert sum(e["count"] for e in flat["total"]["series"][1]["elements"]) == sum(
@@ -743,15 +758,32 @@ COLUMNS = {
     "purchase_price is_refunded",
     "renewal_opportunities": "license_key addon_key end_date month billing_period outcome "
     "renewal_start_date renewal_transaction_id",
-    "churn": "month addon_key billing_period opportunities cancellations pending churn_rate",
-    "renewal": "month addon_key billing_period opportunities renewals pending renewal_rate",
+    "churn": "month addon_key billing_period opportunities cancellations pending churn_rate "
+    "is_complete",
+    "renewal": "month addon_key billing_period opportunities renewals pending renewal_rate "
+    "is_complete",
     "evaluations": "license_key addon_key start_date end_date is_converted conversion_sale_date "
-    "conversion_transaction_id days_to_convert conversion_type is_open",
+    "conversion_transaction_id days_to_convert conversion_type is_open is_returning_customer",
     "conversion": "month addon_key conversion_type evaluations conversions open_evaluations "
-    "conversion_rate median_days_to_convert",
+    "returning_evaluations conversion_rate median_days_to_convert is_complete",
     "mrr_movements": "month license_key addon_key mrr prior_mrr movement_type movement_amount",
     "mrr": "month addon_key mrr arr new_mrr expansion_mrr contraction_mrr churned_mrr "
-    "reactivation_mrr paying_licenses",
+    "reactivation_mrr paying_licenses gross_mrr_churn_rate net_mrr_churn_rate quick_ratio arpa "
+    "is_complete",
+    # The v2 tables named after the marts (METRICS.md "The marts and their columns").
+    "customers": "customer_key hostings apps first_paid_month first_hosting current_mrr company "
+    "country region",
+    "customer_mrr": "month customer_key mrr movement movement_mrr",
+    "customer_kpis": "month paying_customers mrr new_mrr expansion_mrr contraction_mrr "
+    "churned_mrr reactivation_mrr logo_churn_rate arpa is_complete",
+    "retention_cohorts": "cohort_month months_since customers active_customers starting_mrr mrr "
+    "retained_mrr nrr grr logo_retention",
+    "retention_cohorts_by_hosting": "first_hosting cohort_month months_since customers "
+    "active_customers starting_mrr mrr retained_mrr nrr grr logo_retention",
+    "churn_events": "license_key end_date customer_key addon_key billing_period tier "
+    "partner_name tenure_months mrr_lost feedback_type feedback_reason",
+    "renewal_book": "license_key due_date customer_key addon_key billing_period days_until_due "
+    "arr_at_stake status",
 }
 
 
@@ -767,11 +799,11 @@ def test_mrr_movements_are_ordered_by_month_then_license(mixed: MetricTables) ->
     assert keys == sorted(keys)
 
 
-def test_app_mrr_is_the_exact_sum_of_license_mrr() -> None:
+def test_app_mrr_is_the_sum_of_license_mrr() -> None:
     lines = [
         tx(k, "2024-01-01", "2025-01-01", billing="Annual", price=1, vendor=100.01)
         for k in ("a", "b", "c")
     ]
     [row] = compute_metrics([], lines, as_of=D("2024-01-31")).mrr
-    assert row["mrr"] == 30003 / 1200
+    assert row["mrr"] == pytest.approx(30003 / 1200, abs=1e-12)
     assert row["new_mrr"] == row["mrr"]

@@ -26,11 +26,15 @@ INSIGHT_FIELDS = (
     "parentProductEdition",
     "installedOnSandbox",
 )
-SPEC = (
-    Path(__file__).parents[3]
-    / "shared"
-    / "reference"
-    / "marketplace-api-v2-reporting.reconstructed.openapi.json"
+_SPEC_NAME = "marketplace-api-v2-reporting.reconstructed.openapi.json"
+# Beside the main clone (/work/main -> /work/shared) or a worktree (/work/wt/<branch> -> same).
+SPEC = next(
+    (
+        base / "shared" / "reference" / _SPEC_NAME
+        for base in Path(__file__).resolve().parents
+        if (base / "shared" / "reference" / _SPEC_NAME).exists()
+    ),
+    Path(__file__).parents[3] / "shared" / "reference" / _SPEC_NAME,
 )
 
 
