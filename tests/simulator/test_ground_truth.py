@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.simulator.ground_truth.builder import compute_metrics, license_key
 from pipelines.simulator.ground_truth.payloads import aggregate_payload, details_events
-from pipelines.simulator.ground_truth.tables import MetricTables, MetricVars
+from pipelines.simulator.ground_truth.tables import MetricTables, MetricVars, months_between
 
 _line_ids = count(1)
 D = date.fromisoformat
@@ -807,3 +807,416 @@ def test_app_mrr_is_the_sum_of_license_mrr() -> None:
     [row] = compute_metrics([], lines, as_of=D("2024-01-31")).mrr
     assert row["mrr"] == pytest.approx(30003 / 1200, abs=1e-12)
     assert row["new_mrr"] == row["mrr"]
+
+
+# --- contract v2 ------------------------------------------------------------------------------
+
+
+def mrr_by_month(tables: MetricTables, key: str) -> dict[str, float]:
+    """'YYYY-MM' -> one license's MRR."""
+    return {m.isoformat()[:7]: round(v, 6) for m, v, _ in mrr_of(tables, key)}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "months"),
+    [
+        ("2024-01-01", "2025-01-01", 12.0),
+        ("2024-03-15", "2024-04-15", 1.0),
+        ("2024-01-01", "2026-01-01", 24.0),
+        ("2024-07-01", "2025-01-01", 6.0),
+        ("2024-01-31", "2024-02-29", 1.0),  # Jan 31 + 1 month clamps to Feb 29
+        ("2023-01-31", "2023-02-28", 1.0),
+        ("2024-01-31", "2024-03-15", 1 + 15 / 31),  # Feb 29 -> Mar 15 of Feb 29 -> Mar 31
+        ("2024-01-15", "2024-01-20", 5 / 31),
+    ],
+)
+def test_months_counts_calendar_months_and_clamps_to_the_month_end(
+    start: str, end: str, months: float
+) -> None:
+    assert months_between(D(start), D(end)) == pytest.approx(months, abs=1e-12)
+
+
+def test_two_year_data_center_term_billed_annual_counts_at_its_run_rate() -> None:
+    tables = compute_metrics(
+        [],
+        [tx("d", "2024-01-01", "2026-01-01", billing="Annual", hosting="Data Center", vendor=2400)],
+        as_of=D("2024-02-29"),
+    )
+    assert mrr_by_month(tables, "d") == {"2024-01": 100.0, "2024-02": 100.0}
+
+
+def test_co_terminated_prorated_upgrade_adds_a_layer_and_a_restart_supersedes() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200),
+            # Prorated: same end date, six months for $300 -> +$50 a month.
+            tx("k", "2024-07-01", "2025-01-01", billing="Annual", vendor=300, sale_type="Upgrade"),
+            # Restarting: a new year from Sep 1 replaces both.
+            tx("k", "2024-09-01", "2025-09-01", billing="Annual", vendor=2400, sale_type="Upgrade"),
+        ],
+        as_of=D("2024-09-30"),
+    )
+    months = mrr_of(tables, "k")
+    assert [(m.month, round(v, 6), t) for m, v, t in months[5:]] == [
+        (6, 100.0, "unchanged"),
+        (7, 150.0, "expansion"),
+        (8, 150.0, "unchanged"),
+        (9, 200.0, "expansion"),
+    ]
+    # The restart moved the customer: Jan 1 2025 is strictly inside the new term.
+    assert tables.renewal_opportunities == []
+
+
+def test_terms_starting_the_same_day_the_one_ending_later_wins() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=50),
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=2400, sale_type="Upgrade"),
+        ],
+        as_of=D("2024-01-31"),
+    )
+    assert mrr_by_month(tables, "k") == {"2024-01": 200.0}
+
+
+def test_grace_applies_to_mrr_so_a_late_renewal_across_a_month_end_is_not_churn() -> None:
+    lines = [
+        tx("k", "2024-01-29", "2024-02-29", vendor=100),
+        tx("k", "2024-03-02", "2024-04-02", vendor=100, sale_type="Renewal"),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-04-30"))
+    assert opportunities(tables)[0] == (D("2024-02-29"), "renewed")
+    assert [t for _, _, t in mrr_of(tables, "k")] == ["new", "unchanged", "unchanged", "churn"]
+    # Without the renewal it is churn at the February snapshot (the last day, Feb 29 = end).
+    lapsed = compute_metrics([], lines[:1], as_of=D("2024-04-30"))
+    assert [t for _, _, t in mrr_of(lapsed, "k")] == ["new", "churn", "unchanged", "unchanged"]
+    # Still pending at as_of: its grace covers the as_of snapshot.
+    pending = compute_metrics([], lines[:1], as_of=D("2024-03-03"))
+    assert [t for _, _, t in mrr_of(pending, "k")] == ["new", "unchanged", "unchanged"]
+
+
+def test_grace_in_mrr_applies_to_server_terms_too() -> None:
+    lines = [
+        tx("s", "2023-01-30", "2024-01-30", billing="Annual", hosting="Server", vendor=1200),
+        tx("s", "2024-02-02", "2025-02-02", billing="Annual", hosting="Server", vendor=1200),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-02-29"))
+    assert [t for _, _, t in mrr_of(tables, "s")][-2:] == ["unchanged", "unchanged"]
+    assert tables.renewal_opportunities == []  # renewal and churn are Cloud only
+
+
+def test_zero_length_and_dateless_lines_form_no_term_and_net_into_none() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-01", "2024-02-01", vendor=30, sale_type="Upgrade"),
+            tx("k", "2024-02-01", "2024-02-01", price=-30, vendor=-30, sale_type="Refund"),
+            {
+                **tx("k", "2024-03-01", "2024-04-01"),
+                "purchaseDetails": {
+                    **tx("k", "2024-03-01", "2024-04-01")["purchaseDetails"],
+                    "maintenanceStartDate": None,
+                },
+            },
+        ],
+        as_of=D("2024-03-31"),
+    )
+    assert [(t["start_date"], t["end_date"]) for t in tables.terms] == [
+        (D("2024-01-01"), D("2024-02-01"))
+    ]
+    # The zero-length line does not renew its own end date.
+    assert opportunities(tables) == [(D("2024-02-01"), "cancelled")]
+
+
+def test_a_renewal_sold_by_as_of_that_starts_after_it_renews_and_adds_no_mrr_yet() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-03", "2024-03-03", sale="2024-01-25", vendor=120, sale_type="Renewal"),
+        ],
+        as_of=D("2024-02-02"),
+    )
+    assert opportunities(tables) == [(D("2024-02-01"), "renewed")]
+    # Feb 2 is in the grace of the renewed Feb 1 end: still the old term's $100.
+    assert mrr_by_month(tables, "k") == {"2024-01": 100.0, "2024-02": 100.0}
+    [due] = [row for row in tables.renewal_book if row["status"] == "due"]
+    assert (due["due_date"], due["days_until_due"]) == (D("2024-03-03"), 30)
+
+
+def test_lines_sold_after_as_of_are_ignored_everywhere() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-01", "2024-03-01", sale="2024-02-10", sale_type="Renewal"),
+        ],
+        as_of=D("2024-02-09"),
+    )
+    assert len(tables.terms) == 1
+    assert opportunities(tables) == [(D("2024-02-01"), "cancelled")]
+
+
+def test_edition_trial_is_an_upgrade_evaluation_converted_by_an_upgrade_to_that_edition() -> None:
+    trial = {"upgradeEvaluationStartDate": "2024-03-01", "upgradeEvaluatingEdition": "Advanced"}
+    annual = {"billing": "Annual", "price": 1200}
+    tables = compute_metrics(
+        [lic("yes", **trial), lic("wrong", **trial), lic("late", **trial)],
+        [
+            tx("yes", "2024-01-01", "2025-01-01", **annual),
+            tx(
+                "yes",
+                "2024-03-20",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Advanced",
+            ),
+            tx("wrong", "2024-01-01", "2025-01-01", **annual),
+            tx(
+                "wrong",
+                "2024-03-20",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Standard",
+            ),
+            tx("late", "2024-01-01", "2025-01-01", **annual),
+            # Day 61 after the trial start: past upgrade_trial_days + conversion_window_days.
+            tx(
+                "late",
+                "2024-05-01",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Advanced",
+            ),
+        ],
+        as_of=D("2024-06-30"),
+    )
+    assert {
+        e["license_key"]: (e["conversion_type"], e["end_date"], e["is_converted"])
+        for e in tables.evaluations
+    } == {
+        "yes": ("Upgrade", D("2024-03-31"), True),
+        "wrong": ("Upgrade", D("2024-03-31"), False),
+        "late": ("Upgrade", D("2024-03-31"), False),
+    }
+    [row] = tables.conversion
+    assert (row["conversion_type"], row["evaluations"], row["conversions"]) == ("Upgrade", 3, 1)
+    assert row["is_complete"] is True
+
+
+def test_evaluation_forms_on_one_start_are_net_new_on_a_tied_end() -> None:
+    tables = compute_metrics(
+        [
+            lic(
+                "k",
+                license_type="EVALUATION",
+                start="2024-03-01",
+                end="2024-03-31",
+                upgradeEvaluationStartDate="2024-03-01",
+                upgradeEvaluatingEdition="Advanced",
+            ),
+        ],
+        [],
+        as_of=D("2024-06-30"),
+    )
+    assert [e["conversion_type"] for e in tables.evaluations] == ["Net New"]
+
+
+def test_customer_movements_follow_a_migration_and_a_second_app() -> None:
+    licenses = [
+        lic("s", hosting="Server", hostLicenseId="HOST-1"),
+        lic(
+            "c",
+            cloudId="site-1",
+            cmtDetails={"status": "converted", "relatedOnPremLicense": "SEN-s"},
+        ),
+        lic("x", cloudId="site-1", addon="app.b"),
+    ]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("s", "2023-01-01", "2024-01-01", billing="Annual", hosting="Server", vendor=1200),
+            tx("c", "2024-01-01", "2024-02-01", vendor=120),
+            tx("c", "2024-02-01", "2024-03-01", vendor=120, sale_type="Renewal"),
+            tx("x", "2024-02-01", "2024-03-01", vendor=30, addon="app.b"),
+        ],
+        as_of=D("2024-02-29"),
+    )
+    rows = [
+        (r["customer_key"], r["month"].month, r["movement"], round(r["movement_mrr"], 6))
+        for r in tables.customer_mrr
+        if r["month"] >= D("2023-12-01")
+    ]
+    # The Cloud license joined the Server customer: +20, not churn plus new; site-1 is the
+    # second app's own customer.
+    assert rows == [
+        ("HOST-1", 12, "unchanged", 0.0),
+        ("HOST-1", 1, "expansion", 20.0),
+        ("HOST-1", 2, "unchanged", 0.0),
+        ("site-1", 2, "new", 30.0),
+    ]
+    customers = {r["customer_key"]: r for r in tables.customers}
+    assert customers["HOST-1"]["hostings"] == ["Cloud", "Server"]
+    assert customers["HOST-1"]["first_hosting"] == "Server"
+    assert customers["HOST-1"]["first_paid_month"] == D("2023-01-01")
+    assert customers["HOST-1"]["current_mrr"] == pytest.approx(120.0)
+    kpis = {r["month"].month: r for r in tables.customer_kpis if r["month"].year == 2024}
+    assert kpis[2]["paying_customers"] == 2
+    assert kpis[2]["arpa"] == pytest.approx(75.0)
+    assert kpis[1]["expansion_mrr"] == pytest.approx(20.0)
+
+
+def test_second_app_on_one_site_is_expansion_and_losing_it_contraction() -> None:
+    licenses = [lic("a", cloudId="site"), lic("b", cloudId="site", addon="app.b")]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("a", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200),
+            tx("b", "2024-02-01", "2024-03-01", vendor=40, addon="app.b"),
+        ],
+        as_of=D("2024-04-30"),
+    )
+    assert [(r["month"].month, r["movement"]) for r in tables.customer_mrr] == [
+        (1, "new"),
+        (2, "expansion"),
+        (3, "contraction"),
+        (4, "unchanged"),
+    ]
+
+
+def test_cohort_nrr_grr_and_logo_retention() -> None:
+    licenses = [lic("a", cloudId="A"), lic("b", cloudId="B")]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("a", "2024-01-01", "2024-02-01", vendor=100),
+            tx("a", "2024-02-01", "2024-03-01", vendor=150, sale_type="Upgrade"),
+            tx("b", "2024-01-01", "2024-02-01", vendor=100),
+        ],
+        as_of=D("2024-02-29"),
+    )
+    assert [
+        (
+            r["months_since"],
+            r["customers"],
+            r["active_customers"],
+            r["starting_mrr"],
+            r["mrr"],
+            r["retained_mrr"],
+            r["nrr"],
+            r["grr"],
+            r["logo_retention"],
+        )
+        for r in tables.retention_cohorts
+    ] == [
+        (0, 2, 2, 200.0, 200.0, 200.0, 1.0, 1.0, 1.0),
+        (1, 2, 1, 200.0, 150.0, 100.0, 0.75, 0.5, 0.5),
+    ]
+    assert {r["first_hosting"] for r in tables.retention_cohorts_by_hosting} == {"Cloud"}
+    feb = tables.customer_kpis[1]
+    assert feb["logo_churn_rate"] == 0.5
+    [mrr_feb] = [r for r in tables.mrr if r["month"] == D("2024-02-01")]
+    assert mrr_feb["gross_mrr_churn_rate"] == pytest.approx(0.5)
+    assert mrr_feb["net_mrr_churn_rate"] == pytest.approx(0.25)
+    assert mrr_feb["quick_ratio"] == pytest.approx(0.5)
+    assert mrr_feb["arpa"] == pytest.approx(150.0)
+
+
+def test_churn_event_has_tenure_mrr_lost_and_the_nearest_feedback() -> None:
+    feedback = [
+        {
+            "appEntitlementId": "k",
+            "date": "2024-03-25",
+            "feedbackType": "uninstall",
+            "reasonKey": "bugs",
+        },
+        {
+            "appEntitlementId": "k",
+            "date": "2024-04-08",
+            "feedbackType": "disable",
+            "reasonKey": "other",
+        },
+        {
+            "appEntitlementId": "k",
+            "date": "2024-04-01",
+            "feedbackType": "unsubscribe",
+            "reasonKey": "usefulness",
+        },
+        {
+            "licenseId": "other",
+            "date": "2024-04-01",
+            "feedbackType": "disable",
+            "reasonKey": "sandbox",
+        },
+    ]
+    lines = [
+        tx("k", "2024-01-01", "2024-02-01", vendor=100),
+        tx("k", "2024-02-01", "2024-04-01", vendor=300, sale_type="Renewal"),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-06-01"), feedback=feedback)
+    [event] = tables.churn_events
+    assert (event["end_date"], event["tenure_months"], event["mrr_lost"]) == (
+        D("2024-04-01"),
+        3.0,
+        150.0,
+    )
+    assert (event["feedback_type"], event["feedback_reason"]) == ("unsubscribe", "usefulness")
+    # Two rows 7 days either side: the earlier wins.
+    tied = compute_metrics([], lines, as_of=D("2024-06-01"), feedback=feedback[:2])
+    assert tied.churn_events[0]["feedback_type"] == "uninstall"
+    # Nothing within 30 days: no reason.
+    far = [{**feedback[0], "date": "2024-05-02"}]
+    assert (
+        compute_metrics([], lines, D("2024-06-01"), feedback=far).churn_events[0]["feedback_type"]
+        is None
+    )
+
+
+def test_renewal_book_lists_due_ends_of_every_hosting_and_pending_cloud_opportunities() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("p", "2024-02-02", "2024-03-02", vendor=100),  # ended, grace not over: pending
+            tx("c", "2024-01-15", "2025-01-15", billing="Annual", vendor=1200),
+            tx("m", "2024-03-01", "2024-04-01", vendor=50),  # due in 28 days
+            tx("s", "2023-05-01", "2024-05-01", billing="Annual", hosting="Server", vendor=600),
+            tx("f", "2024-01-01", "2024-08-01", billing="Annual", vendor=700),  # beyond 90 days
+        ],
+        as_of=D("2024-03-04"),
+    )
+    assert [
+        (r["license_key"], r["status"], r["days_until_due"], round(r["arr_at_stake"], 6))
+        for r in tables.renewal_book
+    ] == [
+        ("m", "due", 28, 600.0),
+        ("p", "pending", -2, 1200.0),
+        ("s", "due", 58, 600.0),
+    ]
+
+
+def test_is_complete_flags_and_the_as_of_month_snapshot() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01"), tx("j", "2024-01-25", "2024-02-25")]
+    tables = compute_metrics([], lines, as_of=D("2024-02-05"))
+    assert [(r["month"].month, r["is_complete"]) for r in tables.mrr] == [(1, True), (2, False)]
+    assert [r["is_complete"] for r in tables.churn] == [False]
+    later = compute_metrics([], lines, as_of=D("2024-03-07"))
+    assert [r["is_complete"] for r in later.churn] == [True]
+    assert [r["is_complete"] for r in later.customer_kpis] == [True, True, False]
+
+
+def test_a_negative_net_term_adds_no_mrr() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", price=100, vendor=10),
+            tx("k", "2024-01-01", "2024-02-01", price=-50, vendor=-40, sale_type="Refund"),
+        ],
+        as_of=D("2024-01-31"),
+    )
+    assert tables.terms[0]["amount"] == -30.0
+    assert mrr_by_month(tables, "k") == {"2024-01": 0.0}
