@@ -29,9 +29,8 @@ classified as (
         transactions.maintenance_end_date,
         coalesce(transactions.purchase_price, 0) as purchase_price,
         coalesce(transactions.vendor_amount, 0) as vendor_amount,
-        transactions.sale_type in ('New', 'Renewal', 'Upgrade', 'Downgrade')
-        and coalesce(transactions.purchase_price, 0) > 0 as is_paid,
-        transactions.sale_type = 'Refund' as is_refund
+        {{ is_paid_line('transactions.sale_type', 'transactions.purchase_price') }} as is_paid,
+        {{ is_refund_line('transactions.sale_type') }} as is_refund
     from transactions
     cross join as_of
     where
