@@ -121,12 +121,12 @@ def transform(warehouse: Path, as_of: date | None = None, severity: str = "error
 def reconciliation_gaps(warehouse: Path) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         (checked,) = connection.execute(
-            "select count(*) from marts.metric_reconciliation"
+            "select count(*) from marts.rpt_metric_reconciliation"
         ).fetchone() or (0,)
         assert checked > 0, "no Atlassian figures were reconciled"
         return connection.execute(
             "select metric, month, addon_key, segment, denominator_difference, "
-            "numerator_difference from marts.metric_reconciliation where not is_matched"
+            "numerator_difference from marts.rpt_metric_reconciliation where not is_matched"
         ).fetchall()
 
 
