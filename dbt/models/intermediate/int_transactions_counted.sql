@@ -1,4 +1,7 @@
--- Transaction lines dated on or before as_of_date, classified for the term rules of METRICS.md.
+-- Transaction lines sold on or before as_of_date that can form a term, classified for the term
+-- rules of METRICS.md. A line without both maintenance dates, or whose start is not before its
+-- end, forms no term and nets into none (v2): it is left out here, kept in fct_transactions and
+-- counted by a warn test.
 
 with
 
@@ -23,6 +26,9 @@ classified as (
         transactions.addon_key,
         transactions.hosting,
         transactions.billing_period,
+        transactions.tier,
+        transactions.partner_name,
+        transactions.app_edition,
         transactions.sale_type,
         transactions.sale_date,
         transactions.maintenance_start_date,
@@ -35,8 +41,7 @@ classified as (
     cross join as_of
     where
         transactions.sale_date <= as_of.as_of_date
-        and transactions.maintenance_start_date is not null
-        and transactions.maintenance_end_date is not null
+        and transactions.maintenance_start_date < transactions.maintenance_end_date
 
 ),
 
