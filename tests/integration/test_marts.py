@@ -49,6 +49,17 @@ MARTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
         ("license_key", "start_date", "end_date"),
         {"start_date": "term_start_date", "end_date": "term_end_date"},
     ),
+    "customers": ("marts.dim_customers", ("customer_key",), {}),
+    "customer_mrr": ("marts.fct_customer_mrr", ("month", "customer_key"), {}),
+    "customer_kpis": ("marts.fct_customer_kpis", ("month",), {}),
+    "retention_cohorts": ("marts.fct_retention_cohorts", ("cohort_month", "months_since"), {}),
+    "retention_cohorts_by_hosting": (
+        "marts.fct_retention_cohorts_by_hosting",
+        ("first_hosting", "cohort_month", "months_since"),
+        {},
+    ),
+    "churn_events": ("marts.fct_churn_events", ("license_key", "end_date"), {}),
+    "renewal_book": ("marts.fct_renewal_book", ("license_key", "due_date"), {}),
 }
 # Amounts are sums of cents divided by 12: equal within a cent. Rates and medians: float noise.
 AMOUNT_TOLERANCE = 0.01
