@@ -164,7 +164,7 @@ covering as (
     inner join term_months
         on
             requested.license_key = term_months.license_key
-            and date_trunc('month', requested.value_date) = term_months.month
+            and cast(date_trunc('month', requested.value_date) as date) = term_months.month
     where
         term_months.term_start_date <= requested.value_date
         and requested.value_date < term_months.covered_until_date
