@@ -156,6 +156,8 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
         {"as_of_date": sim.expected().as_of}
     ]
+    # The as_of month is partial: its snapshot is as_of, not the month's last day.
+    assert (sim.expected().as_of + timedelta(days=1)).day != 1
     assert differences(warehouse, sim.expected()) == {}
     assert reconciliation_gaps(warehouse) == []
 
@@ -171,7 +173,8 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     transform(warehouse, as_of=earlier, severity="warn")
     licenses = list(sim.state.records("licenses", with_data_insights=True))
     transactions = list(sim.state.records("transactions"))
-    truth = compute_metrics(licenses, transactions, as_of=earlier)
+    feedback = list(sim.state.records("feedback"))
+    truth = compute_metrics(licenses, transactions, as_of=earlier, feedback=feedback)
     assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
         {"as_of_date": earlier}
     ]
@@ -188,6 +191,10 @@ def test_mpac_run_builds_the_marts_after_loading(
     mpac("run", "--backfill", "--warehouse", str(warehouse))
 
     licenses = list(sim.state.records("licenses", with_data_insights=True))
-    truth = compute_metrics(licenses, list(sim.state.records("transactions")))
+    truth = compute_metrics(
+        licenses,
+        list(sim.state.records("transactions")),
+        feedback=list(sim.state.records("feedback")),
+    )
     assert truth.churn, "the tiny vendor should have renewal opportunities"
     assert differences(warehouse, truth) == {}

@@ -193,6 +193,8 @@ def compute_metrics(
     infos: dict[str, LicenseInfo] = {}
     # licenseId / addonLicenseId of a Server or Data Center record -> its license_key
     on_prem_ids: dict[str, str] = {}
+    # licenseId -> license_key: how feedback without an appEntitlementId names its license
+    by_license_id: dict[str, str] = {}
     for lic in licenses:
         updated = _to_date(lic.get("lastUpdated"))
         if updated is not None and (latest_update is None or updated > latest_update):
@@ -213,6 +215,8 @@ def compute_metrics(
                 else None,
                 *_contacts(lic.get("contactDetails")),
             )
+        if lic.get("licenseId"):
+            by_license_id[str(lic["licenseId"])] = key
         if hosting in ON_PREM:
             for name in ("licenseId", "addonLicenseId"):
                 if lic.get(name):
@@ -268,6 +272,8 @@ def compute_metrics(
             tx.get("appEdition") or pd.get("appEdition"),
         )
         by_key[key].append(line)
+        if tx.get("licenseId"):
+            by_license_id.setdefault(str(tx["licenseId"]), key)
         known_info = infos.get(key)
         if known_info is None or not known_info.from_record:
             # Exact rule 8: a license without a record takes its latest line's instance.
@@ -290,10 +296,11 @@ def compute_metrics(
         identities.setdefault(key, ident)
     del tx_identities
 
-    # Exact rule 10: a license's feedback names it by appEntitlementId, else licenseId.
+    # Exact rule 10: a license's feedback names it by appEntitlementId (a Cloud license_key),
+    # else by the licenseId of its record.
     feedback_by_key: dict[str, list[tuple[date, str, str]]] = defaultdict(list)
     for row in feedback:
-        named = row.get("appEntitlementId") or row.get("licenseId")
+        named = row.get("appEntitlementId") or by_license_id.get(str(row.get("licenseId")))
         day = _to_date(row.get("date"))
         if named and day is not None:
             feedback_by_key[str(named)].append(
