@@ -62,7 +62,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("pipelines.marketplace").setLevel(logging.INFO)
 
-    from pipelines.simulator.server import DEFAULT_API_TOKEN, DEFAULT_EMAIL
+    from pipelines.simulator.state import DEFAULT_API_TOKEN, DEFAULT_EMAIL
 
     port = _free_port()
     started = time.perf_counter()

@@ -52,7 +52,7 @@ def simulate(
     ),
 ) -> None:
     """Serve a local Marketplace reporting API for a deterministic synthetic vendor."""
-    from pipelines.simulator.server import serve
+    from pipelines.simulator.serve import serve
 
     try:
         serve(port=port, seed=seed, size=size, faults=faults)

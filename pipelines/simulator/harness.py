@@ -14,13 +14,15 @@ from typing import Any
 import httpx
 import uvicorn
 
+from pipelines.simulator.app import create_app
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
-from pipelines.simulator.server import (
+from pipelines.simulator.ground_truth.tables import MetricTables
+from pipelines.simulator.state import (
     DEFAULT_API_TOKEN,
     DEFAULT_EMAIL,
     SimulatorState,
+    Vendor,
     build_state,
-    create_app,
 )
 
 
@@ -44,7 +46,7 @@ class RunningSimulator:
     _thread: threading.Thread = field(repr=False)
 
     @property
-    def vendor(self) -> Any:
+    def vendor(self) -> Vendor:
         return self.state.vendor
 
     @property
@@ -99,8 +101,8 @@ class RunningSimulator:
         self.state.faults.reconfigure(config)
         return config
 
-    def expected(self) -> Any:
-        """Ground-truth `metrics.MetricTables` as of the simulated today."""
+    def expected(self) -> MetricTables:
+        """Ground-truth `ground_truth.tables.MetricTables` as of the simulated today."""
         return self.state.expected()
 
     def stop(self) -> None:
@@ -123,7 +125,7 @@ def run_simulator(
     faults: FaultConfig | str | dict[str, Any] | None = None,
     credentials: tuple[str, str] | None = None,
     today: date | None = None,
-    vendor: Any = None,
+    vendor: Vendor | None = None,
 ) -> Iterator[RunningSimulator]:
     """Start a simulator in a daemon thread, yield it once it accepts connections, then stop it.
 

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.simulator.metrics import MetricTables, compute_metrics
+from pipelines.simulator.ground_truth.builder import compute_metrics
+from pipelines.simulator.ground_truth.tables import MetricTables
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from pipelines.marketplace.helpers import (
     row_hash,
     transaction_key,
 )
-from pipelines.simulator.metrics import details_events
+from pipelines.simulator.ground_truth.payloads import details_events
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.simulator.vendor import DEFAULT_TODAY, SyntheticVendor
+from pipelines.simulator.vendor.catalog import DEFAULT_TODAY
+from pipelines.simulator.vendor.synthetic import SyntheticVendor
 
 ENTITIES = ("licenses", "transactions", "feedback", "marketing_attribution")
 INSIGHT_FIELDS = (

@@ -5,14 +5,9 @@ from itertools import count
 
 import pytest
 
-from pipelines.simulator.metrics import (
-    MetricTables,
-    MetricVars,
-    aggregate_payload,
-    compute_metrics,
-    details_events,
-    license_key,
-)
+from pipelines.simulator.ground_truth.builder import compute_metrics, license_key
+from pipelines.simulator.ground_truth.payloads import aggregate_payload, details_events
+from pipelines.simulator.ground_truth.tables import MetricTables, MetricVars
 
 _line_ids = count(1)
 D = date.fromisoformat

@@ -1,4 +1,4 @@
-"""Metric endpoints serve metrics.py's figures; time travel and the admin ground truth."""
+"""Metric endpoints serve the ground truth's figures; time travel and the admin ground truth."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from pipelines.simulator import metrics
-from pipelines.simulator.server import EXPECTED_TABLES
+from pipelines.simulator.app import EXPECTED_TABLES
+from pipelines.simulator.ground_truth.payloads import aggregate_payload, details_events
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +31,14 @@ def test_aggregates_equal_the_ground_truth_payload(simulator):
                 ).json()
                 links = body.pop("_links")
                 assert links["self"]["href"].startswith("/rest/2/")
-                expected = metrics.aggregate_payload(
+                expected = aggregate_payload(
                     tables, metric, aggregation=aggregation, addon_names=names
                 )
                 assert body == roundtrip(expected), (metric, aggregation)
                 assert body["total"]
             default = client.get(f"{simulator.v3_base}/sales/metrics/{metric}").json()
             default.pop("_links")
-            assert default == roundtrip(
-                metrics.aggregate_payload(tables, metric, addon_names=names)
-            )
+            assert default == roundtrip(aggregate_payload(tables, metric, addon_names=names))
 
 
 def test_aggregate_window_and_group_by(simulator):
@@ -56,11 +54,9 @@ def test_aggregate_window_and_group_by(simulator):
     churn.pop("_links")
     grouped.pop("_links")
     window = {"start": date(2024, 1, 1), "end": date(2025, 6, 30), "addon_names": names}
-    assert churn == roundtrip(metrics.aggregate_payload(tables, "churn", "month", **window))
+    assert churn == roundtrip(aggregate_payload(tables, "churn", "month", **window))
     assert grouped == roundtrip(
-        metrics.aggregate_payload(
-            tables, "conversion", "month", group_by="conversionType", **window
-        )
+        aggregate_payload(tables, "conversion", "month", group_by="conversionType", **window)
     )
 
 
@@ -70,7 +66,7 @@ def test_details_serve_the_ground_truth_events_with_filters(simulator, generatio
     base = simulator.v2_base if generation == 2 else simulator.v3_base
     with simulator.client() as client:
         for metric in ("churn", "renewal", "conversion"):
-            events = metrics.details_events(tables, metric)
+            events = details_events(tables, metric)
             served = client.get(f"{base}/sales/metrics/{metric}/details/export").json()
             assert [{k: v for k, v in e.items() if k != "productId"} for e in served] == roundtrip(
                 events

@@ -1,4 +1,4 @@
-"""Ground-truth churn, renewal, conversion and MRR tables computed from API-shaped records."""
+"""Computing the ground-truth churn, renewal, conversion and MRR tables from API-shaped records."""
 
 from __future__ import annotations
 
@@ -6,193 +6,51 @@ import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import Any
 
-PAID_SALE_TYPES = frozenset({"New", "Renewal", "Upgrade", "Downgrade"})
-METRICS = ("churn", "renewal", "conversion")
-BILLING_PERIODS = ("Monthly", "Annual")
-CONVERSION_TYPES = ("Net New", "Upgrade")
-AMOUNT_BASES = {"vendor_amount": "vendorAmount", "purchase_price": "purchasePrice"}
-# Half a cent: MRR is amount / 12, so two equal terms can differ by float noise only.
-MOVEMENT_TOLERANCE = 0.005
-# Average month length, so that 28..31 days is 1 month and 365 or 366 days is 12 (monthsValid).
-DAYS_PER_MONTH = 365.2425 / 12
-# (name of the denominator series, name of the numerator series, outcome the numerator counts)
-SERIES_NAMES = {
-    "churn": ("Customers", "Cancellations", "cancelled"),
-    "renewal": ("Renewal opportunities", "Renewals", "renewed"),
-}
-TOTAL_NAMES = {"churn": "Churn", "renewal": "Renewal", "conversion": "Conversion"}
-IDENTITY_FIELDS = (
-    "licenseId",
-    "appEntitlementId",
-    "appEntitlementNumber",
-    "cloudId",
-    "addonName",
-    "lastUpdated",
+from pipelines.simulator.ground_truth.tables import (
+    DEFAULT_VARS,
+    IDENTITY_FIELDS,
+    METRICS,
+    EvaluationRow,
+    EventRow,
+    MetricTables,
+    MetricVars,
+    OpportunityRow,
+    Spine,
+    Term,
+    TermRow,
+    identity,
+    month_end,
+    month_index,
+    month_start,
+    movement_type,
 )
 
+PAID_SALE_TYPES = frozenset({"New", "Renewal", "Upgrade", "Downgrade"})
+AMOUNT_BASES = {"vendor_amount": "vendorAmount", "purchase_price": "purchasePrice"}
 # Dates repeat millions of times in a large vendor: parse each distinct string once.
 _DATE_CACHE: dict[str, date | None] = {}
 
 
-@dataclass(frozen=True)
-class MetricVars:
-    """The tunable rules of METRICS.md (dbt vars), with their defaults.
-
-    Attributes:
-        grace_days: Days after a term's end within which a new term still counts as a renewal.
-        conversion_window_days: Days after an evaluation's end within which a New sale converts.
-        amount_basis: `vendor_amount` or `purchase_price`: which amount a term sums.
-    """
-
-    grace_days: int = 7
-    conversion_window_days: int = 30
-    amount_basis: str = "vendor_amount"
-
-
-class TermRow(NamedTuple):
-    """One row of `MetricTables.terms`."""
-
-    license_key: str
-    addon_key: str
-    hosting: str
-    start_date: date
-    end_date: date
-    billing_period: str
-    amount: float
-    purchase_price: float
-    is_refunded: bool
+# Twelfths of a cent per dollar: an Annual term's MRR (amount / 12) is a whole number of them.
+UNITS_PER_DOLLAR = 1200
+# movement_type -> column of the per-app MRR table
+_MOVEMENT_COLUMNS = {
+    "new": "new_mrr",
+    "expansion": "expansion_mrr",
+    "contraction": "contraction_mrr",
+    "churn": "churned_mrr",
+    "reactivation": "reactivation_mrr",
+}
+# movement_type -> its slot in a `_Builder.mrr_acc` accumulator
+_MOVEMENT_SLOTS = {name: slot for slot, name in enumerate(_MOVEMENT_COLUMNS, start=1)}
 
 
-class OpportunityRow(NamedTuple):
-    """One row of `MetricTables.renewal_opportunities`."""
-
-    license_key: str
-    addon_key: str
-    end_date: date
-    month: date
-    billing_period: str
-    outcome: str
-    renewal_start_date: date | None
-    renewal_transaction_id: str | None
-
-
-class EvaluationRow(NamedTuple):
-    """One row of `MetricTables.evaluations`."""
-
-    license_key: str
-    addon_key: str
-    start_date: date
-    end_date: date
-    is_converted: bool
-    conversion_sale_date: date | None
-    conversion_transaction_id: str | None
-    days_to_convert: int | None
-    conversion_type: str
-    is_open: bool
-
-
-class EventRow(NamedTuple):
-    """What a details event needs besides the license's identity."""
-
-    event_date: date
-    addon_key: str
-    license_key: str
-    transaction_id: str | None
-    maintenance_start_date: date
-    maintenance_end_date: date
-
-
-class Spine(NamedTuple):
-    """One license's MRR months: the term valued at each month's snapshot day, or None."""
-
-    license_key: str
-    addon_key: str
-    first_month: int  # `_month_index` of the first month
-    terms: list[_Term | None]
-
-
-@dataclass
-class MetricTables:
-    """Every ground-truth table as of one day.
-
-    The per-license tables are kept as compact rows (`*_rows`, `spines`) and turned into lists of
-    dicts on first access: a large vendor has tens of millions of MRR months, and the server only
-    ever needs the aggregates and the events. `events` and `identities` keep what
-    `details_events` needs.
-    """
-
-    as_of: date
-    churn: list[dict] = field(default_factory=list)
-    renewal: list[dict] = field(default_factory=list)
-    conversion: list[dict] = field(default_factory=list)
-    mrr: list[dict] = field(default_factory=list)
-    term_rows: list[TermRow] = field(default_factory=list, repr=False)
-    opportunity_rows: list[OpportunityRow] = field(default_factory=list, repr=False)
-    evaluation_rows: list[EvaluationRow] = field(default_factory=list, repr=False)
-    spines: list[Spine] = field(default_factory=list, repr=False)
-    events: dict[str, list[EventRow]] = field(default_factory=dict, repr=False)
-    identities: dict[str, tuple] = field(default_factory=dict, repr=False)
-    _dicts: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def terms(self) -> list[dict]:
-        """license_key, addon_key, hosting, start_date, end_date, billing_period, amount, ..."""
-        return self._as_dicts("terms", self.term_rows)
-
-    @property
-    def renewal_opportunities(self) -> list[dict]:
-        """license_key, addon_key, end_date, month, billing_period, outcome, renewal_*."""
-        return self._as_dicts("renewal_opportunities", self.opportunity_rows)
-
-    @property
-    def evaluations(self) -> list[dict]:
-        """license_key, addon_key, start_date, end_date, is_converted, conversion_*, ..."""
-        return self._as_dicts("evaluations", self.evaluation_rows)
-
-    @property
-    def mrr_movements(self) -> list[dict]:
-        """month, license_key, addon_key, mrr, prior_mrr, movement_type, movement_amount."""
-        rows = self._dicts.get("mrr_movements")
-        if rows is None:
-            rows = [row for spine in self.spines for row in _movement_rows(spine)]
-            # Stable sort: licenses stay in key order within a month.
-            rows.sort(key=lambda row: row["month"])
-            self._dicts["mrr_movements"] = rows
-        return rows
-
-    def _as_dicts(self, name: str, rows: list[tuple]) -> list[dict]:
-        """Turn compact rows into dicts once, and keep them."""
-        dicts = self._dicts.get(name)
-        if dicts is None:
-            dicts = self._dicts[name] = [row._asdict() for row in rows]  # type: ignore[attr-defined]
-        return dicts
-
-
-@dataclass(slots=True)
-class _Term:
-    """One (license_key, maintenance start, maintenance end) while it is being computed."""
-
-    start: date
-    end: date
-    latest: tuple  # ordering key of the latest paid transaction: (saleDate, lineItemId, txId)
-    addon_key: str
-    hosting: str
-    billing_period: str
-    amount: float
-    purchase_price: float
-    is_refunded: bool
-    first_paid: tuple  # (saleDate, lineItemId, txId) of the earliest paid transaction
-    monthly: float  # its MRR: amount / 12 for Annual, amount for Monthly
-    units: int  # the same in twelfths of a cent, so that app totals add up exactly
-
-
-def license_key(record: dict) -> str:
+def license_key(record: Mapping[str, Any]) -> str:
     """Return the license identity of a license or transaction record (METRICS.md "Identities").
 
     Args:
@@ -225,70 +83,16 @@ def _to_date(value: Any) -> date | None:
     return parsed
 
 
-def _month_index(day: date) -> int:
-    """Return a month number that increases by one per calendar month."""
-    return day.year * 12 + day.month - 1
-
-
-def _month_start(index: int) -> date:
-    """Return the first day of the month numbered by `_month_index`."""
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _month_end(index: int) -> date:
-    """Return the last day of the month numbered by `_month_index`."""
-    return _month_start(index + 1) - timedelta(days=1)
-
-
 def _rate(numerator: int, denominator: int) -> float | None:
     """Return numerator / denominator, or None when the denominator is 0."""
     return numerator / denominator if denominator else None
 
 
-def _identity(record: dict) -> tuple:
-    """Keep the fields of a license or transaction record that a details event shows."""
-    return tuple(record.get(name) for name in IDENTITY_FIELDS)
-
-
-def _movement(mrr: float, prior: float, had_mrr: bool) -> str:
-    """Classify one license's move from the prior month's MRR to this month's."""
-    if mrr > 0 and prior > 0:
-        if mrr - prior > MOVEMENT_TOLERANCE:
-            return "expansion"
-        if mrr - prior < -MOVEMENT_TOLERANCE:
-            return "contraction"
-        return "unchanged"
-    if mrr > 0:
-        return "reactivation" if had_mrr else "new"
-    if prior > 0:
-        return "churn"
-    return "unchanged"
-
-
-def _movement_rows(spine: Spine) -> Iterator[dict]:
-    """Yield the mrr_movements rows of one license."""
-    prior = 0.0
-    had_mrr = False
-    for offset, term in enumerate(spine.terms):
-        mrr = term.monthly if term is not None else 0.0
-        yield {
-            "month": _month_start(spine.first_month + offset),
-            "license_key": spine.license_key,
-            "addon_key": spine.addon_key,
-            "mrr": mrr,
-            "prior_mrr": prior,
-            "movement_type": _movement(mrr, prior, had_mrr),
-            "movement_amount": mrr - prior,
-        }
-        had_mrr = had_mrr or mrr > 0
-        prior = mrr
-
-
 def compute_metrics(
-    licenses: Iterable[dict],
-    transactions: Iterable[dict],
+    licenses: Iterable[Mapping[str, Any]],
+    transactions: Iterable[Mapping[str, Any]],
     as_of: date | None = None,
-    params: MetricVars = MetricVars(),
+    params: MetricVars = DEFAULT_VARS,
 ) -> MetricTables:
     """Compute every METRICS.md table from v2 license and transaction records.
 
@@ -322,7 +126,7 @@ def compute_metrics(
         key = license_key(lic)
         known = identities.get(key)
         if known is None or (lic.get("lastUpdated") or "") > (known[updated_at] or ""):
-            identities[key] = _identity(lic)
+            identities[key] = identity(lic)
         forms = []
         if str(lic.get("licenseType") or "").upper() == "EVALUATION":
             forms.append((lic.get("maintenanceStartDate"), lic.get("maintenanceEndDate")))
@@ -352,7 +156,7 @@ def compute_metrics(
         if hosting == "Cloud" and key not in identities:
             known = tx_identities.get(key)
             if known is None or (tx.get("lastUpdated") or "") > (known[updated_at] or ""):
-                tx_identities[key] = _identity(tx)
+                tx_identities[key] = identity(tx)
         by_key[key].append(
             (
                 _to_date(pd["saleDate"]),
@@ -404,7 +208,7 @@ class _Builder:
         """
         self.tables = tables
         self.as_of = tables.as_of
-        self.as_of_index = _month_index(tables.as_of)
+        self.as_of_index = month_index(tables.as_of)
         self.grace = timedelta(days=params.grace_days)
         self.window = timedelta(days=params.conversion_window_days)
         self.snapshots: dict[int, date] = {}
@@ -419,7 +223,7 @@ class _Builder:
         """Return the MRR snapshot day of a month: least(last day of the month, as_of)."""
         day = self.snapshots.get(index)
         if day is None:
-            day = self.snapshots[index] = min(_month_end(index), self.as_of)
+            day = self.snapshots[index] = min(month_end(index), self.as_of)
         return day
 
     def add_license(
@@ -442,7 +246,7 @@ class _Builder:
         if counted:
             self._mrr(key, counted)
 
-    def _terms(self, key: str, lines: Sequence[tuple]) -> list[_Term]:
+    def _terms(self, key: str, lines: Sequence[tuple]) -> list[Term]:
         """Group paid lines and refunds into terms and append them to the terms table."""
         paid: dict[tuple[date, date], list[tuple]] = defaultdict(list)
         refunds: dict[tuple[date, date], list[tuple]] = defaultdict(list)
@@ -465,7 +269,7 @@ class _Builder:
             annual = latest[6] == "Annual"
             cents = round(amount * 100)
             terms.append(
-                _Term(
+                Term(
                     start=start,
                     end=end,
                     latest=latest[:3],
@@ -497,11 +301,11 @@ class _Builder:
         )
         return terms
 
-    def _opportunities(self, key: str, cloud: list[_Term]) -> None:
+    def _opportunities(self, key: str, cloud: list[Term]) -> None:
         """Append the renewal opportunities of one license's counted Cloud terms."""
         starts = [t.start for t in cloud]
         max_end = list(accumulate((t.end for t in cloud), max))
-        ending: dict[date, list[_Term]] = defaultdict(list)
+        ending: dict[date, list[Term]] = defaultdict(list)
         for t in cloud:
             ending[t.end].append(t)
         for end in sorted(ending):
@@ -542,7 +346,7 @@ class _Builder:
     def _evaluations(
         self,
         key: str,
-        counted: list[_Term],
+        counted: list[Term],
         lines: Sequence[tuple],
         evaluations: Sequence[tuple[date, date | None, str]],
     ) -> None:
@@ -588,14 +392,14 @@ class _Builder:
                     EventRow(sale[0], addon_key, key, sale[2], sale[7], sale[8])
                 )
 
-    def _mrr(self, key: str, counted: list[_Term]) -> None:
+    def _mrr(self, key: str, counted: list[Term]) -> None:
         """Record one license's month spine and add its MRR and movements to the app totals."""
         starts = [t.start for t in counted]
         max_end = list(accumulate((t.end for t in counted), max))
         addon_key = counted[-1].addon_key
-        first_month = _month_index(counted[0].start)
-        spine: list[_Term | None] = []
-        prior: _Term | None = None
+        first_month = month_index(counted[0].start)
+        spine: list[Term | None] = []
+        prior: Term | None = None
         had_mrr = False
         all_ended = max_end[-1]
         if first_month < self.addon_first.get(addon_key, first_month + 1):
@@ -623,7 +427,7 @@ class _Builder:
             if acc is None:
                 acc = self.mrr_acc[(index, addon_key)] = [0] * 7
             acc[0] += units
-            movement = _movement(mrr, prior_mrr, had_mrr)
+            movement = movement_type(mrr, prior_mrr, had_mrr)
             if movement != "unchanged":
                 acc[_MOVEMENT_SLOTS[movement]] += units - prior_units
             if mrr > 0:
@@ -693,7 +497,7 @@ class _Builder:
             mrr = acc[0] / UNITS_PER_DOLLAR
             tables.mrr.append(
                 {
-                    "month": _month_start(index),
+                    "month": month_start(index),
                     "addon_key": addon_key,
                     "mrr": mrr,
                     "arr": mrr * 12,
@@ -707,200 +511,3 @@ class _Builder:
         self.mrr_acc = {}
         for events in tables.events.values():
             events.sort(key=lambda e: (e.event_date, e.addon_key, e.license_key))
-
-
-# Twelfths of a cent per dollar: an Annual term's MRR (amount / 12) is a whole number of them.
-UNITS_PER_DOLLAR = 1200
-# movement_type -> column of the per-app MRR table
-_MOVEMENT_COLUMNS = {
-    "new": "new_mrr",
-    "expansion": "expansion_mrr",
-    "contraction": "contraction_mrr",
-    "churn": "churned_mrr",
-    "reactivation": "reactivation_mrr",
-}
-# movement_type -> its slot in a `_Builder.mrr_acc` accumulator
-_MOVEMENT_SLOTS = {name: slot for slot, name in enumerate(_MOVEMENT_COLUMNS, start=1)}
-
-
-def _period_start(day: date, aggregation: str) -> date:
-    """Return the start of the period holding `day`: first of month, or the ISO week's Monday."""
-    if aggregation == "month":
-        return day.replace(day=1)
-    return day - timedelta(days=day.weekday())
-
-
-def _periods(first: date, last: date, aggregation: str) -> Iterator[date]:
-    """Yield every period start from `first` to `last`, both included."""
-    current = first
-    while current <= last:
-        yield current
-        if aggregation == "month":
-            current = _month_start(_month_index(current) + 1)
-        else:
-            current += timedelta(days=7)
-
-
-def aggregate_payload(
-    tables: MetricTables,
-    metric: str,
-    aggregation: str = "week",
-    start: date | None = None,
-    end: date | None = None,
-    group_by: str | None = None,
-    addon_names: dict[str, str] | None = None,
-) -> dict:
-    """Render the JSON body of GET sales/metrics/{churn|renewal|conversion}.
-
-    Every series lists every period from the first to the last period that holds a counted row
-    for this metric (within `start`..`end`), zeros included, so all series share one date axis.
-    Pending opportunities count nowhere.
-
-    Args:
-        tables: The computed tables.
-        metric: `churn`, `renewal` or `conversion`.
-        aggregation: `week` (ISO weeks, Monday) or `month` (first of month).
-        start: Keep the periods whose start date is on or after this day.
-        end: Keep the periods whose start date is on or before this day.
-        group_by: `conversionType` splits the conversion series by conversion type.
-        addon_names: addon_key -> display name; the key stands in for a missing name.
-
-    Returns:
-        `{"total", "addons"}` shaped as the API's CalculatedChurn, CalculatedRenewals or
-        CalculatedConversions; the server adds `_links`, which needs its own URL.
-
-    Raises:
-        ValueError: On an unknown metric, aggregation or group_by.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}")
-    if aggregation not in ("week", "month"):
-        raise ValueError("aggregation must be 'week' or 'month'")
-    if group_by not in (None, "conversionType"):
-        raise ValueError("group_by must be None or 'conversionType'")
-    names = addon_names or {}
-    if metric == "conversion":
-        rows: list[Any] = tables.evaluation_rows
-        series_names: tuple[str, str] = ("Evaluations", "Conversions")
-        groups: tuple[str | None, ...] = CONVERSION_TYPES if group_by else (None,)
-    else:
-        rows = tables.opportunity_rows
-        denominator, numerator, outcome = SERIES_NAMES[metric]
-        series_names = (denominator, numerator)
-        groups = BILLING_PERIODS
-
-    # One pass: counts per (addon or None for the total, group, series, period).
-    counts: dict[tuple, int] = defaultdict(int)
-    uniques: dict[tuple, set[str]] = defaultdict(set)
-    periods: dict[date, date] = {}
-    for row in rows:
-        day = row.start_date if metric == "conversion" else row.end_date
-        period = periods.get(day)
-        if period is None:
-            period = periods[day] = _period_start(day, aggregation)
-        if (start is not None and period < start) or (end is not None and period > end):
-            continue
-        if metric == "conversion":
-            group = row.conversion_type if group_by else None
-            hit = row.is_converted
-        else:
-            if row.outcome == "pending":
-                continue  # neither lost nor kept yet
-            group = row.billing_period
-            hit = row.outcome == outcome
-        for scope in (None, row.addon_key):
-            counts[(scope, group, series_names[0], period)] += 1
-            if hit:
-                counts[(scope, group, series_names[1], period)] += 1
-            if metric == "churn":
-                uniques[(scope, group, series_names[0])].add(row.license_key)
-                if hit:
-                    uniques[(scope, group, series_names[1])].add(row.license_key)
-    kept = {key[3] for key in counts}
-    axis = [(p, p.isoformat()) for p in _periods(min(kept), max(kept), aggregation)] if kept else []
-
-    def series_item(scope: str | None, group: str | None, name: str) -> dict:
-        item: dict[str, Any] = {"name": name}
-        if metric == "conversion" and group is not None:
-            item["conversionType"] = group
-        if metric == "churn":
-            item["uniqueTotal"] = len(uniques.get((scope, group, name), ()))
-        item["elements"] = [
-            {"date": iso, "count": counts.get((scope, group, name, p), 0)} for p, iso in axis
-        ]
-        return item
-
-    def body(scope: str | None) -> dict:
-        if metric == "conversion":
-            return {
-                "series": [
-                    series_item(scope, group, name) for name in series_names for group in groups
-                ]
-            }
-        return {
-            "datasets": [
-                {"name": group, "series": [series_item(scope, group, n) for n in series_names]}
-                for group in groups
-            ]
-        }
-
-    addon_keys = sorted({row.addon_key for row in rows})
-    return {
-        "total": {"name": TOTAL_NAMES[metric], **body(None)},
-        "addons": [
-            {"addonKey": key, "name": names.get(key, key), **body(key)} for key in addon_keys
-        ],
-    }
-
-
-def details_events(
-    tables: MetricTables, metric: str, licenses_by_key: dict[str, dict] | None = None
-) -> list[dict]:
-    """Render the event records of GET sales/metrics/{metric}/details.
-
-    churn: one event per cancelled opportunity; renewal: one per renewed opportunity (both dated
-    at the end of the term that ended, whose dates `licenseDetails` shows; a renewal carries the
-    renewing transaction); conversion: one per converted evaluation, dated at the converting
-    sale, with that sale's transaction and term dates.
-
-    Args:
-        tables: The computed tables.
-        metric: `churn`, `renewal` or `conversion`.
-        licenses_by_key: license_key -> license record; its identity fields win over the ones
-            kept from the records `compute_metrics` saw.
-
-    Returns:
-        Events sorted by (eventDate, addonKey, license_key).
-
-    Raises:
-        ValueError: On an unknown metric.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}")
-    overrides = licenses_by_key or {}
-    out = []
-    for event in tables.events.get(metric, []):
-        key = event.license_key
-        record = overrides.get(key)
-        values = _identity(record) if record is not None else tables.identities.get(key)
-        ident = dict(zip(IDENTITY_FIELDS, values or (None,) * len(IDENTITY_FIELDS), strict=True))
-        start, end = event.maintenance_start_date, event.maintenance_end_date
-        details: dict[str, Any] = {"licenseId": ident["licenseId"] or key}
-        for name in ("appEntitlementId", "appEntitlementNumber", "cloudId"):
-            if ident[name]:
-                details[name] = ident[name]
-        details["maintenanceStartDate"] = start.isoformat()
-        details["maintenanceEndDate"] = end.isoformat()
-        details["monthsValid"] = round((end - start).days / DAYS_PER_MONTH)
-        item: dict[str, Any] = {
-            "addonKey": event.addon_key,
-            "addonName": ident["addonName"] or event.addon_key,
-            "hosting": "Cloud",
-            "lastUpdated": str(ident["lastUpdated"] or tables.as_of.isoformat())[:10],
-            "eventDate": event.event_date.isoformat(),
-        }
-        if event.transaction_id:
-            item["transactionId"] = event.transaction_id
-        item["licenseDetails"] = details
-        out.append(item)
-    return out

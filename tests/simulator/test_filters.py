@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.simulator.vendor import SyntheticVendor
+from pipelines.simulator.vendor.synthetic import SyntheticVendor
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from pipelines.errors import UserError
-from pipelines.simulator.server import serve
+from pipelines.simulator.serve import serve
 
 pytestmark = pytest.mark.integration
 

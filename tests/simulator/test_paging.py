@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
+from pipelines.simulator.ground_truth.payloads import details_events
+
 pytestmark = pytest.mark.integration
 
 LISTS = [
@@ -47,9 +49,7 @@ def expected_records(simulator, items_key: str, path: str) -> list[dict]:
         return list(vendor.transactions())
     if items_key == "feedback":
         return list(vendor.feedback())
-    from pipelines.simulator import metrics
-
-    return metrics.details_events(simulator.expected(), path.split("/")[2])
+    return details_events(simulator.expected(), path.split("/")[2])
 
 
 def key(record: dict) -> bytes:
