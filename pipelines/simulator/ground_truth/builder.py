@@ -201,7 +201,7 @@ def compute_metrics(
             latest_update = updated
         key = license_key(lic)
         hosting = lic.get("hosting")
-        order = (str(lic.get("lastUpdated") or ""),)
+        order: tuple[Any, ...] = (str(lic.get("lastUpdated") or ""),)
         known_info = infos.get(key)
         if known_info is None or order > known_info.order:
             infos[key] = LicenseInfo(
