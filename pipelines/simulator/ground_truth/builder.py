@@ -16,6 +16,7 @@ from pipelines.simulator.ground_truth.tables import (
     EPSILON,
     IDENTITY_FIELDS,
     METRICS,
+    CustomerRow,
     EvaluationRow,
     EventRow,
     MetricTables,
@@ -24,6 +25,7 @@ from pipelines.simulator.ground_truth.tables import (
     Spine,
     Term,
     TermRow,
+    customer_series,
     identity,
     month_end,
     month_index,
@@ -857,45 +859,22 @@ class _CustomerTables:
 
     def build(self) -> None:
         b = self.builder
-        last = b.as_of_index
         members: dict[str, list[str]] = defaultdict(list)
         for key in sorted(set(self.customers) | set(b.first_starts)):
             members[self.customers.get(key, key)].append(key)
-        series: dict[str, tuple[int, list[float]]] = {}
-        spans: dict[str, list[Spine]] = defaultdict(list)
-        for spine in self.tables.spines:
-            spans[self.customers.get(spine.license_key, spine.license_key)].append(spine)
-        for customer, spines in spans.items():
-            first = min(s.first_month for s in spines)
-            values = [0.0] * (last + 1 - first)
-            for s in spines:
-                offset = s.first_month - first
-                for i, mrr in enumerate(s.mrr):
-                    values[offset + i] += mrr
-            series[customer] = (first, values)
-
+        self.tables.customer_of = dict(self.customers)
         kpis: dict[int, list[float]] = defaultdict(lambda: [0.0] * 8)
         cohorts: dict[tuple[str | None, int, int], list[float]] = defaultdict(lambda: [0.0] * 5)
-        first_hostings: dict[str, str | None] = {}
-        rows = []
-        for customer in sorted(series):
-            first, values = series[customer]
+        # customer -> (first hosting, first month with MRR > 0, MRR at the as_of snapshot)
+        summaries: dict[str, tuple[str | None, int | None, float]] = {}
+        for customer, first, values in customer_series(
+            self.tables.spines, self.customers, b.as_of_index
+        ):
             hosting = self._first_hosting(members[customer])
-            first_hostings[customer] = hosting
-            prior, had_mrr, cohort = 0.0, False, None
+            prior, had_mrr, cohort, starting = 0.0, False, None, 0.0
             for offset, mrr in enumerate(values):
                 index = first + offset
                 movement = movement_type(mrr, prior, had_mrr)
-                if mrr > EPSILON or movement != "unchanged":
-                    rows.append(
-                        {
-                            "month": month_start(index),
-                            "customer_key": customer,
-                            "mrr": mrr,
-                            "movement": movement,
-                            "movement_mrr": mrr - prior if movement != "unchanged" else 0.0,
-                        }
-                    )
                 acc = kpis[index]
                 acc[0] += mrr
                 if movement != "unchanged":
@@ -916,11 +895,10 @@ class _CustomerTables:
                         cell[3] += mrr
                         cell[4] += min(mrr, starting)
                 prior = mrr
-        rows.sort(key=lambda row: (row["month"], row["customer_key"]))
-        self.tables.customer_mrr = rows
+            summaries[customer] = (hosting, cohort, values[-1] if len(values) else 0.0)
         self._kpis(kpis)
         self._cohorts(cohorts)
-        self._dim(members, series, first_hostings)
+        self._dim(members, summaries)
 
     def _first_hosting(self, keys: Sequence[str]) -> str | None:
         """Exact rule 8: the hosting of the license whose first counted term starts earliest."""
@@ -986,59 +964,36 @@ class _CustomerTables:
     def _dim(
         self,
         members: Mapping[str, list[str]],
-        series: Mapping[str, tuple[int, list[float]]],
-        first_hostings: Mapping[str, str | None],
+        summaries: Mapping[str, tuple[str | None, int | None, float]],
     ) -> None:
-        last = self.builder.as_of_index
         rows = []
         for customer in sorted(members):
             keys = members[customer]
             infos = [(self.infos[key], key) for key in keys if key in self.infos]
-            first, values = series.get(customer, (last + 1, []))
-            paid = next((first + i for i, mrr in enumerate(values) if mrr > EPSILON), None)
-            # Contacts: the most recently updated license record, else transaction line.
-            contact = (
-                min(
-                    infos, key=lambda item: (not item[0].from_record, _desc(item[0].order), item[1])
-                )[0]
-                if infos
-                else None
-            )
+            summary = summaries.get(customer)
+            hosting, paid, current = summary or (self._first_hosting(keys), None, 0.0)
+            contact = _latest_contact(infos)
             rows.append(
-                {
-                    "customer_key": customer,
-                    "hostings": sorted({i.hosting for i, _ in infos if i.hosting}),
-                    "apps": sorted({i.addon_key for i, _ in infos if i.addon_key}),
-                    "first_paid_month": month_start(paid) if paid is not None else None,
-                    "first_hosting": first_hostings.get(customer)
-                    if customer in first_hostings
-                    else self._first_hosting(keys),
-                    "current_mrr": values[-1] if values else 0.0,
-                    "company": contact.company if contact else None,
-                    "country": contact.country if contact else None,
-                    "region": contact.region if contact else None,
-                }
+                CustomerRow(
+                    customer,
+                    tuple(sorted({i.hosting for i, _ in infos if i.hosting})),
+                    tuple(sorted({i.addon_key for i, _ in infos if i.addon_key})),
+                    month_start(paid) if paid is not None else None,
+                    hosting,
+                    current,
+                    contact.company if contact else None,
+                    contact.country if contact else None,
+                    contact.region if contact else None,
+                )
             )
-        self.tables.customers = rows
+        self.tables.customer_rows = rows
 
 
-def _desc(order: tuple) -> tuple:
-    """Sort key that puts the latest record first (orders hold strings or dates)."""
-    return tuple(_Reversed(value) for value in order)
-
-
-class _Reversed:
-    """Wraps a comparable value so that sorting ascending puts the greatest first."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Reversed) -> bool:
-        return bool(self.value > other.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Reversed) and self.value == other.value
-
-    __hash__ = None  # type: ignore[assignment]
+def _latest_contact(infos: Sequence[tuple[LicenseInfo, str]]) -> LicenseInfo | None:
+    """Contacts: the most recently updated license record (else transaction line), ties: the
+    smallest license_key."""
+    pool = [item for item in infos if item[0].from_record] or list(infos)
+    if not pool:
+        return None
+    latest = max(info.order for info, _ in pool)
+    return min((key, info) for info, key in pool if info.order == latest)[1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -102,6 +102,20 @@ class EventRow(NamedTuple):
     maintenance_end_date: date
 
 
+class CustomerRow(NamedTuple):
+    """One row of `MetricTables.customers` (dim_customers); lists kept as tuples until read."""
+
+    customer_key: str
+    hostings: tuple[str, ...]
+    apps: tuple[str, ...]
+    first_paid_month: date | None
+    first_hosting: str | None
+    current_mrr: float
+    company: str | None
+    country: str | None
+    region: str | None
+
+
 class Spine(NamedTuple):
     """One license's MRR at each month's snapshot day, from its first month to the as_of month."""
 
@@ -128,8 +142,6 @@ class MetricTables:
     renewal: list[dict] = field(default_factory=list)
     conversion: list[dict] = field(default_factory=list)
     mrr: list[dict] = field(default_factory=list)
-    customers: list[dict] = field(default_factory=list)
-    customer_mrr: list[dict] = field(default_factory=list)
     customer_kpis: list[dict] = field(default_factory=list)
     retention_cohorts: list[dict] = field(default_factory=list)
     retention_cohorts_by_hosting: list[dict] = field(default_factory=list)
@@ -139,6 +151,8 @@ class MetricTables:
     opportunity_rows: list[OpportunityRow] = field(default_factory=list, repr=False)
     evaluation_rows: list[EvaluationRow] = field(default_factory=list, repr=False)
     spines: list[Spine] = field(default_factory=list, repr=False)
+    customer_rows: list[CustomerRow] = field(default_factory=list, repr=False)
+    customer_of: dict[str, str] = field(default_factory=dict, repr=False)  # license -> customer
     events: dict[str, list[EventRow]] = field(default_factory=dict, repr=False)
     identities: dict[str, tuple] = field(default_factory=dict, repr=False)
     _dicts: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
@@ -167,6 +181,45 @@ class MetricTables:
             # Stable sort: licenses stay in key order within a month.
             rows.sort(key=lambda row: row["month"])
             self._dicts["mrr_movements"] = rows
+        return rows
+
+    @property
+    def customers(self) -> list[dict]:
+        """dim_customers: customer_key, hostings, apps, first_paid_month, first_hosting, ..."""
+        rows = self._dicts.get("customers")
+        if rows is None:
+            rows = self._dicts["customers"] = [
+                {**row._asdict(), "hostings": list(row.hostings), "apps": list(row.apps)}
+                for row in self.customer_rows
+            ]
+        return rows
+
+    @property
+    def customer_mrr(self) -> list[dict]:
+        """fct_customer_mrr: month, customer_key, mrr, movement, movement_mrr."""
+        rows = self._dicts.get("customer_mrr")
+        if rows is None:
+            rows = []
+            for customer, first, values in customer_series(
+                self.spines, self.customer_of, month_index(self.as_of)
+            ):
+                prior, had_mrr = 0.0, False
+                for offset, mrr in enumerate(values):
+                    movement = movement_type(mrr, prior, had_mrr)
+                    if mrr > EPSILON or movement != "unchanged":
+                        rows.append(
+                            {
+                                "month": month_start(first + offset),
+                                "customer_key": customer,
+                                "mrr": mrr,
+                                "movement": movement,
+                                "movement_mrr": mrr - prior if movement != "unchanged" else 0.0,
+                            }
+                        )
+                    had_mrr = had_mrr or mrr > EPSILON
+                    prior = mrr
+            rows.sort(key=lambda row: row["month"])  # stable: customers stay in key order
+            self._dicts["customer_mrr"] = rows
         return rows
 
     def _as_dicts(self, name: str, rows: Sequence[_Row]) -> list[dict]:
@@ -274,3 +327,24 @@ def movement_rows(spine: Spine) -> Iterator[dict]:
         }
         had_mrr = had_mrr or mrr > EPSILON
         prior = mrr
+
+
+def customer_series(
+    spines: Iterable[Spine], customer_of: Mapping[str, str], last_month: int
+) -> Iterator[tuple[str, int, array]]:
+    """Yield (customer_key, first month, MRR per month to `last_month`) by customer_key.
+
+    A customer's MRR is the sum of its licenses' MRR, all apps and hostings (METRICS.md v2).
+    """
+    members: dict[str, list[Spine]] = {}
+    for spine in spines:
+        members.setdefault(customer_of.get(spine.license_key, spine.license_key), []).append(spine)
+    for customer in sorted(members):
+        group = members.pop(customer)
+        first = min(s.first_month for s in group)
+        values = array("d", bytes(8 * (last_month + 1 - first)))
+        for s in group:
+            offset = s.first_month - first
+            for i, mrr in enumerate(s.mrr):
+                values[offset + i] += mrr
+        yield customer, first, values
