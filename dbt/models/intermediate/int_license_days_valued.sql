@@ -109,7 +109,11 @@ graced_terms as (
     -- Grace in MRR (exact rule 5): a term ending at a renewed or still pending opportunity e
     -- also covers [e, e + grace_days), so a late renewal is neither churn nor reactivation.
     select
-        terms.*,
+        terms.license_key,
+        terms.term_id,
+        terms.term_start_date,
+        terms.term_end_date,
+        terms.monthly_value,
         case
             when term_ends.outcome in ('renewed', 'pending')
                 then terms.term_end_date + {{ var('grace_days') }}
@@ -145,7 +149,12 @@ term_spans as (
 term_months as (
 
     select
-        term_spans.*,
+        term_spans.license_key,
+        term_spans.term_id,
+        term_spans.term_start_date,
+        term_spans.term_end_date,
+        term_spans.covered_until_date,
+        term_spans.monthly_value,
         cast(unnest(term_spans.span_months) as date) as month
     from term_spans
 
