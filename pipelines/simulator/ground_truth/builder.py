@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
@@ -113,6 +114,11 @@ def _own_customer(record: Mapping[str, Any], hosting: str | None, key: str) -> s
     if hosting in ON_PREM:
         return record.get("hostLicenseId") or key
     return key
+
+
+def _shared(value: str | None) -> str | None:
+    """One copy of a string that repeats on millions of lines (tier, partner name)."""
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def _to_date(value: Any) -> date | None:
@@ -269,8 +275,8 @@ def compute_metrics(
             _to_date(pd.get("maintenanceEndDate")),
             tx["addonKey"],
             hosting,
-            pd.get("tier"),
-            (tx.get("partnerDetails") or {}).get("partnerName"),
+            _shared(pd.get("tier")),
+            _shared((tx.get("partnerDetails") or {}).get("partnerName")),
             tx.get("appEdition") or pd.get("appEdition"),
         )
         by_key[key].append(line)
@@ -865,6 +871,9 @@ class _CustomerTables:
         self.tables.customer_of = dict(self.customers)
         kpis: dict[int, list[float]] = defaultdict(lambda: [0.0] * 8)
         cohorts: dict[tuple[str | None, int, int], list[float]] = defaultdict(lambda: [0.0] * 5)
+        # (scope, cohort, months since) -> [customers, starting MRR] whose MRR is 0 from then on
+        # to the as_of month: added to every later cell at the end, not month by month.
+        tails: dict[tuple[str | None, int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
         # customer -> (first hosting, first month with MRR > 0, MRR at the as_of snapshot)
         summaries: dict[str, tuple[str | None, int | None, float]] = {}
         for customer, first, values in customer_series(
@@ -872,7 +881,13 @@ class _CustomerTables:
         ):
             hosting = self._first_hosting(members[customer])
             prior, had_mrr, cohort, starting = 0.0, False, None, 0.0
-            for offset, mrr in enumerate(values):
+            # Months after the last one with MRR > 0 and its churn month only add cohort rows.
+            live = len(values)
+            while live and values[live - 1] <= EPSILON:
+                live -= 1
+            live = min(live + 1, len(values))
+            for offset in range(live):
+                mrr = values[offset]
                 index = first + offset
                 movement = movement_type(mrr, prior, had_mrr)
                 acc = kpis[index]
@@ -895,7 +910,17 @@ class _CustomerTables:
                         cell[3] += mrr
                         cell[4] += min(mrr, starting)
                 prior = mrr
+            if cohort is not None and live < len(values):
+                for scope in (None, hosting):
+                    tail = tails[(scope, cohort, first + live - cohort)]
+                    tail[0] += 1
+                    tail[1] += starting
             summaries[customer] = (hosting, cohort, values[-1] if len(values) else 0.0)
+        for (scope, cohort, since), (count, starting_sum) in tails.items():
+            for k in range(since, b.as_of_index - cohort + 1):
+                cell = cohorts[(scope, cohort, k)]
+                cell[0] += count
+                cell[2] += starting_sum
         self._kpis(kpis)
         self._cohorts(cohorts)
         self._dim(members, summaries)

@@ -341,6 +341,9 @@ def customer_series(
         members.setdefault(customer_of.get(spine.license_key, spine.license_key), []).append(spine)
     for customer in sorted(members):
         group = members.pop(customer)
+        if len(group) == 1:
+            yield customer, group[0].first_month, group[0].mrr  # most customers: one license
+            continue
         first = min(s.first_month for s in group)
         values = array("d", bytes(8 * (last_month + 1 - first)))
         for s in group:
