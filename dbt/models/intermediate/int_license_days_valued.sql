@@ -69,7 +69,8 @@ snapshot_days as (
 
 days_before_ends as (
 
-    -- The day before an end whose MRR is lost (cancelled) or at stake (pending, due).
+    -- The day before an end whose MRR is lost (cancelled) or at stake (pending, due), unless it
+    -- is a snapshot day already (a month's last day, or as_of_date): no dedup over all days.
     select
         term_ends.license_key,
         cast(term_ends.end_date - 1 as date) as value_date,
@@ -82,25 +83,21 @@ days_before_ends as (
             term_ends.outcome in ('cancelled', 'pending')
             or term_ends.end_date between as_of.as_of_date + 1 and as_of.as_of_date + 90
         )
-
-),
-
-requested_days as (
-
-    select * from snapshot_days
-    union all
-    select * from days_before_ends
+        and not (
+            term_ends.end_date - 1 <= as_of.as_of_date
+            and (
+                term_ends.end_date - 1 = last_day(term_ends.end_date - 1)
+                or term_ends.end_date - 1 = as_of.as_of_date
+            )
+        )
 
 ),
 
 requested as (
 
-    select
-        license_key,
-        value_date,
-        bool_or(is_snapshot) as is_snapshot
-    from requested_days
-    group by license_key, value_date
+    select * from snapshot_days
+    union all
+    select * from days_before_ends
 
 ),
 
