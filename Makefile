@@ -31,25 +31,27 @@ test: install ## Run the whole test suite (unit, integration, dbt)
 	$(RUN) pytest -n 2 --dist loadgroup
 
 test-unit: install ## Run the unit tests only (seconds)
-	$(RUN) pytest tests/unit
+	$(RUN) pytest -m "not integration"
 
 test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
-	$(RUN) pytest -n 2 --dist loadgroup tests/integration
+	$(RUN) pytest -n 2 --dist loadgroup -m integration
 
-lint: install ## Check Python (ruff) and SQL (sqlfluff) style
+lint: install ## Style (ruff, sqlfluff), package boundaries (import-linter) and types (mypy)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) sqlfluff lint dbt/models
+	$(RUN) lint-imports
+	$(RUN) mypy
 
 format: install ## Format Python in place
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
 demo: install ## Run the whole pipeline against the local simulator and print the results
-	$(RUN) python -m pipelines.demo
+	$(RUN) python -m pipelines.tools.demo
 
 bench: install ## Benchmarks on the simulator's large vendor (prints figures, asserts nothing)
-	$(RUN) python -m pipelines.bench
+	$(RUN) python -m pipelines.tools.bench
 
 docs: install ## Build the dbt docs site into dbt/target (open dbt/target/index.html)
 	MPAC_WAREHOUSE="$(abspath $(or $(MPAC_WAREHOUSE),data/marketplace.duckdb))" \

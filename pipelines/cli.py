@@ -156,10 +156,10 @@ def status(
     """Last loads, rows per table, saved cursors and exports still pending."""
     from rich.table import Table
 
-    from pipelines import runner
+    from pipelines.status import read_status
     from pipelines.warehouse import warehouse_path
 
-    found = runner.status(warehouse_path(warehouse))
+    found = read_status(warehouse_path(warehouse))
     console = Console()
     loads = Table(title="Last loads")
     for column in ("load id", "status", "loaded at"):

@@ -8,3 +8,10 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class LandedButFailed(UserError):
+    """The load landed (raw data and saved state moved on), but a later step (transform,
+    publish) failed: readers still see the last good build. Exit code 3, as the README says."""
+
+    exit_code = 3

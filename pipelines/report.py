@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.errors import UserError
+from pipelines.warehouse import open_read_only
 
 # Each block: title, the query over one mart, and the columns to show (name, format).
 _BLOCKS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -73,14 +74,7 @@ def _cell(value: Any, template: str) -> str:
 
 def metric_tables(warehouse: Path, months: int = 3) -> list[Table]:
     """One rich table per metric with the last `months` months, newest first, per app."""
-    if not warehouse.exists():
-        raise UserError(f"no warehouse at {warehouse}: run `mpac run` first.")
-    try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException:
-        raise UserError(
-            f"the warehouse {warehouse} is in use by another process: try again when it is done."
-        ) from None
+    connection = open_read_only(warehouse)
     tables = []
     with connection:
         for title, query, columns in _BLOCKS:

@@ -1,103 +1,22 @@
-"""`mpac run` and `mpac status`: preflight, the dlt pipeline run, and what the warehouse holds."""
+"""`mpac run`: preflight, the dlt pipeline run into the warehouse, then the dbt transform."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import SourceConfig, read_config
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.marketplace.helpers import parse_date
-from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
+from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir, unavailable
 
 log = logging.getLogger("pipelines.marketplace")
-
-SCD2_TABLES = ("licenses", "transactions")
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """`[sources.marketplace]` as resolved by dlt (env vars beat .dlt/*.toml)."""
-
-    vendor_id: str
-    base_url: str
-    api_version: str
-    start_date: str
-    lookback_days: int
-    email: str = field(repr=False)
-    api_token: str = field(repr=False)
-    export_poll_seconds: float = settings.EXPORT_POLL_INITIAL
-    export_deadline_seconds: float = settings.EXPORT_DEADLINE_SECONDS
-
-    def __repr__(self) -> str:
-        return (
-            f"SourceConfig(vendor_id={self.vendor_id!r}, base_url={self.base_url!r}, "
-            f"api_version={self.api_version!r}, email={self.email!r}, api_token='***')"
-        )
-
-    def client(self, retry: RetryPolicy | None = None) -> MarketplaceClient:
-        return MarketplaceClient(
-            base_url=self.base_url,
-            email=self.email,
-            api_token=self.api_token,
-            vendor_id=self.vendor_id,
-            api_version=self.api_version,
-            retry=retry,
-        )
-
-
-def read_config() -> SourceConfig:
-    """Read and validate the settings before anything touches the warehouse."""
-    import dlt
-
-    section = "sources.marketplace"
-
-    def value(name: str, default: Any = None) -> Any:
-        found = dlt.config.get(f"{section}.{name}")
-        return default if found is None or found == "" else found
-
-    def secret(name: str) -> str:
-        found = dlt.secrets.get(f"{section}.{name}")
-        if not found:
-            raise UserError(
-                f"{name} is not set: put it in .dlt/secrets.toml under [sources.marketplace] "
-                f"or set SOURCES__MARKETPLACE__{name.upper()}."
-            )
-        return str(found)
-
-    vendor_id = value("vendor_id")
-    if vendor_id is None:
-        raise UserError("vendor_id is not set: add it under [sources.marketplace].")
-    api_version = str(value("api_version", "v2")).lower()
-    if api_version not in settings.API_VERSIONS:
-        raise UserError(f"api_version must be v2 or v3, not {api_version!r}.")
-    start_date = str(value("start_date", "2016-01-01"))
-    parse_date(start_date, "start_date")
-    try:
-        lookback_days = int(value("lookback_days", 3))
-    except (TypeError, ValueError):
-        raise UserError("lookback_days must be a whole number of days.") from None
-    if lookback_days < 0:
-        raise UserError("lookback_days must not be negative.")
-    return SourceConfig(
-        vendor_id=str(vendor_id),
-        base_url=str(value("base_url", settings.DEFAULT_BASE_URLS[api_version])),
-        api_version=api_version,
-        start_date=start_date,
-        lookback_days=lookback_days,
-        email=secret("email"),
-        api_token=secret("api_token"),
-        export_poll_seconds=float(value("export_poll_seconds", settings.EXPORT_POLL_INITIAL)),
-        export_deadline_seconds=float(
-            value("export_deadline_seconds", settings.EXPORT_DEADLINE_SECONDS)
-        ),
-    )
 
 
 def parse_resources(resources: str | Sequence[str] | None) -> list[str] | None:
@@ -205,18 +124,7 @@ def run(
                 log.info("loading the package a previous run left behind")
                 pipeline.run()
             source = marketplace(
-                vendor_id=config.vendor_id,
-                email=config.email,
-                api_token=config.api_token,
-                base_url=config.base_url,
-                api_version=config.api_version,
-                start_date=config.start_date,
-                lookback_days=config.lookback_days,
-                backfill=backfill,
-                since=since,
-                export_poll_seconds=config.export_poll_seconds,
-                export_deadline_seconds=config.export_deadline_seconds,
-                client=client,
+                **config.source_arguments(), backfill=backfill, since=since, client=client
             )
             if chosen:
                 source = source.with_resources(*chosen)
@@ -232,9 +140,8 @@ def run(
                 raise UserError(str(user_error)) from None
             if "Could not set lock" in str(error):
                 # Another process (a BI tool, a second run) holds DuckDB's write lock.
-                raise UserError(
-                    f"{warehouse} is open in another process: close it and run again (what "
-                    "this run extracted is kept and loaded first)."
+                raise unavailable(
+                    warehouse, then="what this run extracted is kept and loaded first"
                 ) from None
             raise
     finally:
@@ -262,84 +169,3 @@ def run_transform(warehouse: Path) -> str:
     from pipelines.transform import run_transform as dbt_build
 
     return str(dbt_build(warehouse))
-
-
-# ---- status ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Status:
-    """What `mpac status` shows."""
-
-    warehouse: Path
-    loads: list[dict[str, Any]]
-    tables: list[dict[str, Any]]
-    cursors: dict[str, Any]
-    pending_exports: list[dict[str, Any]]
-
-
-def status(warehouse: Path) -> Status:
-    """Last loads, rows per table, cursors and unfinished exports, read without writing."""
-    import duckdb
-
-    if not warehouse.exists():
-        raise UserError(f"there is no warehouse at {warehouse}: run `mpac run` first.")
-    working = pipelines_dir(warehouse) / PIPELINE_NAME
-    cursors: dict[str, Any] = {}
-    state_file = working / "state.json"
-    if state_file.exists():
-        try:
-            state = json.loads(state_file.read_text())
-            resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
-            cursors = {name: value.get("cursor") for name, value in resources.items()}
-        except (OSError, ValueError):
-            cursors = {}
-    ledger = ExportLedger(working / LEDGER_FILE)
-    pending = [
-        {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
-        for entry in ledger.entries.values()
-    ]
-    try:
-        connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as error:
-        raise UserError(
-            f"cannot open {warehouse} ({type(error).__name__}): is a run going on?"
-        ) from None
-    try:
-        names = [
-            row[0]
-            for row in connection.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "order by table_name",
-                [RAW_DATASET],
-            ).fetchall()
-        ]
-        loads: list[dict[str, Any]] = []
-        if "_dlt_loads" in names:
-            loads = [
-                {"load_id": row[0], "status": row[1], "inserted_at": row[2]}
-                for row in connection.execute(
-                    f"select load_id, status, inserted_at from {RAW_DATASET}._dlt_loads "
-                    "order by inserted_at desc limit 5"
-                ).fetchall()
-            ]
-        tables = []
-        for name in names:
-            if name.startswith("_dlt"):
-                continue
-            total = connection.execute(f'select count(*) from {RAW_DATASET}."{name}"').fetchone()
-            current = None
-            if name in SCD2_TABLES:
-                current = connection.execute(
-                    f'select count(*) from {RAW_DATASET}."{name}" where _dlt_valid_to is null'
-                ).fetchone()
-            tables.append(
-                {
-                    "table": name,
-                    "rows": total[0] if total else 0,
-                    "current": current[0] if current else None,
-                }
-            )
-    finally:
-        connection.close()
-    return Status(warehouse, loads, tables, cursors, pending)

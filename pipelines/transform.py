@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich.console import Console
 
 from pipelines.errors import UserError
-from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV
+from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV, open_read_only
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 # dbt statuses, as strings so that this module does not depend on dbt's enums' import paths.
@@ -78,22 +77,15 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 def _check_raw_tables(warehouse: Path) -> None:
     """Fail with one sentence when there is nothing to transform yet."""
-    if not warehouse.exists():
-        raise UserError(f"No warehouse at {warehouse}: run `mpac run` first to load the raw data.")
-    try:
-        with duckdb.connect(str(warehouse), read_only=True) as connection:
-            found = connection.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = ? and table_name in ('licenses', 'transactions')",
-                [RAW_DATASET],
-            ).fetchone()
-    except duckdb.IOException as error:
-        raise UserError(
-            f"Cannot open the warehouse {warehouse} (is another process writing to it?): {error}"
-        ) from error
+    with open_read_only(warehouse) as connection:
+        found = connection.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name in ('licenses', 'transactions')",
+            [RAW_DATASET],
+        ).fetchone()
     if not found or found[0] < 2:
         raise UserError(
-            f"The warehouse {warehouse} has no {RAW_DATASET} licenses and transactions yet: "
+            f"the warehouse {warehouse} has no {RAW_DATASET} licenses and transactions yet: "
             "run `mpac run` first."
         )
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_WAREHOUSE = Path("data") / "marketplace.duckdb"
 WAREHOUSE_ENV = "MPAC_WAREHOUSE"
@@ -26,6 +32,29 @@ def pipelines_dir(warehouse: Path) -> Path:
     return warehouse.parent / f".{warehouse.stem}.dlt"
 
 
+def unavailable(warehouse: Path, then: str | None = None) -> UserError:
+    """The one sentence for a warehouse that cannot be opened: not there yet, or held by a writer
+    (DuckDB lets one process write and blocks every other one meanwhile)."""
+    sentence = (
+        f"there is no warehouse at {warehouse} yet, or another process is writing to it or "
+        "has it open: "
+        "run `mpac run` first, or try again when that process is done"
+    )
+    return UserError(f"{sentence} ({then})." if then else f"{sentence}.")
+
+
+def open_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse, or the one sentence above (never a traceback)."""
+    import duckdb
+
+    if not warehouse.exists():
+        raise unavailable(warehouse)
+    try:
+        return duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException:
+        raise unavailable(warehouse) from None
+
+
 def publish_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """Where to publish the readers' copy: --publish, else $MPAC_PUBLISH, else nowhere."""
     chosen = explicit or os.environ.get(PUBLISH_ENV)
@@ -42,8 +71,6 @@ def publish_reader_copy(warehouse: Path, target: Path) -> float:
     import time
 
     import duckdb
-
-    from pipelines.errors import UserError
 
     if target == warehouse:
         raise UserError("--publish must name another file than the warehouse itself.")
@@ -62,10 +89,7 @@ def publish_reader_copy(warehouse: Path, target: Path) -> float:
             connection.execute("detach reader_copy")
     except duckdb.IOException:
         partial.unlink(missing_ok=True)
-        raise UserError(
-            f"could not read {warehouse} to publish it: another process is writing to it; "
-            "publish again when it is done."
-        ) from None
+        raise unavailable(warehouse, then="nothing was published") from None
     # A rename is atomic: a reader opens either the old copy or the new one, never a mix.
     os.replace(partial, target)
     return time.perf_counter() - started

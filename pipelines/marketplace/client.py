@@ -248,7 +248,7 @@ class MarketplaceClient:
             raise UserError(f"the API answered HTTP {status} to {response.request.url.path}.")
 
     def _send(self, method: str, url: str, params: Params | None) -> Any:
-        response = self._http.request(method, url, params=params)  # type: ignore[arg-type]
+        response = self._http.request(method, url, params=params)
         self._check(response)
         try:
             return orjson.loads(response.content)
@@ -353,7 +353,7 @@ class MarketplaceClient:
         Such a response is computed afresh on each attempt, so a retried download starts over
         and yields records again: the caller must tolerate (deduplicate) repeats.
         """
-        url = str(httpx.URL(self.url(f"{path}/export"), params=params))  # type: ignore[arg-type]
+        url = str(httpx.URL(self.url(f"{path}/export"), params=params))
         try:
             yield from self._stream(url, what, False)
         except NotFoundError:

@@ -1,19 +1,16 @@
-"""Record keys, row hashes, date windows and metric flattening for the marketplace source."""
+"""Record keys, row hashes, date windows and metric flattening: pure functions, no I/O."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
-from pipelines.marketplace.client import MarketplaceClient, log
-from pipelines.marketplace.exports import ExportRunner
 
 # ---- identities (METRICS.md, "Identities") ----------------------------------------------------
 
@@ -193,46 +190,6 @@ def flatten_metric_aggregates(metric: str, body: Mapping[str, Any]) -> Iterator[
                         "series": series.get("name"),
                         "count": element.get("count"),
                     }
-
-
-# ---- one run's extraction context -------------------------------------------------------------
-
-
-@dataclass
-class Extraction:
-    """What every resource of one run shares: the client, the export routine and the plan."""
-
-    client: MarketplaceClient
-    exporter: ExportRunner
-    first_day: dt.date
-    lookback_days: int
-    backfill: bool
-    today: dt.date
-    # First day of the metric events' re-read window (set once by the source).
-    events_from: dt.date | None = None
-
-    def incremental_start(self, cursor: str | None, arrives_late_days: int = 0) -> dt.date | None:
-        """None means backfill: asked for, or nothing saved yet for this resource.
-
-        `arrives_late_days` widens the look-back for rows that appear after the date they
-        carry (attribution is dated before the evaluation that reveals it)."""
-        if self.backfill or not cursor:
-            return None
-        return lookback_start(cursor, self.lookback_days + arrives_late_days)
-
-
-def exported_or_paged(
-    client: MarketplaceClient, path: str, items_key: str, query: dict[str, str], what: str
-) -> Iterator[dict[str, Any]]:
-    """A list endpoint's records through its one-request `/export` (a large vendor's metric
-    events are tens of thousands of pages of 50), falling back to paging when the export keeps
-    failing, as Atlassian warns it may on large data. Either way records can repeat (a retried
-    export starts over): the caller deduplicates."""
-    try:
-        yield from client.stream_sync_export(path, {**query, "accept": "json"}, what)
-    except UserError as error:
-        log.warning("%s: export failed (%s); reading the pages instead", what, error)
-        yield from client.paginate(path, items_key, query, what=what)
 
 
 def batched(

@@ -9,8 +9,22 @@ DEFAULT_BASE_URLS = {
     "v2": "https://marketplace.atlassian.com",
     "v3": "https://api.atlassian.com/marketplace",
 }
-DEFAULT_BASE_URL = DEFAULT_BASE_URLS["v2"]
 API_VERSIONS = tuple(DEFAULT_BASE_URLS)
+
+# The defaults of [sources.marketplace]: the source's signature and config.read_config use these,
+# and .dlt/config.toml only documents them, so a default lives in one place.
+# v2 is still the generation every vendor has; v3 (developer spaces) is opt-in.
+DEFAULT_API_VERSION = "v2"
+# Before the Marketplace's reporting data begins, so a first backfill misses nothing.
+DEFAULT_START_DATE = "2016-01-01"
+# Records are rewritten after the fact and lastUpdated has day granularity: re-read a few days.
+DEFAULT_LOOKBACK_DAYS = 3
+
+
+def base_url_for(api_version: str, base_url: str | None = None) -> str:
+    """The host to call: an explicit base_url, else the live host of that API generation."""
+    return base_url or DEFAULT_BASE_URLS[api_version]
+
 
 # The API's documented maximum page size; larger values are clamped or rejected.
 PAGE_SIZE = 50

@@ -7,7 +7,8 @@ with
 
 license_months as (
 
-    select * from {{ ref('fct_mrr_movements') }}
+    select * from {{ ref('int_license_days_valued') }}
+    where is_snapshot
 
 ),
 

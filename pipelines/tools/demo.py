@@ -16,6 +16,7 @@ from rich.table import Table
 from pipelines import runner
 from pipelines.errors import UserError
 from pipelines.report import print_report
+from pipelines.status import read_status
 from pipelines.warehouse import pipelines_dir
 
 DEMO_WAREHOUSE = Path("data") / "demo.duckdb"
@@ -33,7 +34,7 @@ def _counts_table(warehouse: Path, title: str) -> Table:
     table.add_column("table")
     table.add_column("rows", justify="right")
     table.add_column("current versions", justify="right")
-    for row in runner.status(warehouse).tables:
+    for row in read_status(warehouse).tables:
         current = "" if row["current"] is None else f"{row['current']:,}"
         table.add_row(row["table"], f"{row['rows']:,}", current)
     return table
@@ -54,15 +55,7 @@ def main() -> None:
     _fresh(warehouse)
     with run_simulator(size=options.size) as sim:
         # The simulator's address and credentials reach dlt the way a user's would: env vars.
-        os.environ.update(
-            {
-                "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-                "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-                "SOURCES__MARKETPLACE__EMAIL": sim.email,
-                "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-                "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.05",
-            }
-        )
+        os.environ.update(sim.env())
         console.print(
             f"[bold]simulator[/] {sim.base_url}: vendor {sim.vendor.vendor_id}, size "
             f"{options.size}, today {sim.today}"

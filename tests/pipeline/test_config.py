@@ -2,9 +2,9 @@
 
 import pytest
 
+from pipelines.config import read_config
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
-from pipelines.runner import read_config
 
 
 @pytest.fixture

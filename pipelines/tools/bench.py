@@ -86,6 +86,7 @@ def main() -> None:
         warm = time.perf_counter()
         httpx.get(f"{url}/admin/expected/churn", timeout=1800).raise_for_status()
         console.print(f"simulator metrics computed in {time.perf_counter() - warm:.0f} s")
+        # Not RunningSimulator.env(): this simulator is another process, known by its URL only.
         os.environ.update(
             {
                 "SOURCES__MARKETPLACE__VENDOR_ID": str(state["vendor_id"]),

@@ -12,11 +12,10 @@ from typing import Any
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from pipelines.cli import app
 from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
+from tests.helpers import cli, configure
 
 pytestmark = pytest.mark.integration
 
@@ -66,21 +65,8 @@ MARTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 AMOUNT_TOLERANCE = 0.01
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
-    """Point the loader at the simulator (as the demo does)."""
-    env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-
-
 def mpac(*args: str) -> None:
-    result = CliRunner().invoke(app, list(args))
+    result = cli(list(args))
     assert result.exit_code == 0, f"mpac {' '.join(args)} failed:\n{result.output}"
 
 
@@ -181,20 +167,9 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     assert differences(warehouse, truth) == {}
 
 
-def test_mpac_run_builds_the_marts_after_loading(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sim = make_simulator(size="tiny")
-    configure(monkeypatch, sim)
-    warehouse = tmp_path / "marketplace.duckdb"
-
-    mpac("run", "--backfill", "--warehouse", str(warehouse))
-
-    licenses = list(sim.state.records("licenses", with_data_insights=True))
-    truth = compute_metrics(
-        licenses,
-        list(sim.state.records("transactions")),
-        feedback=list(sim.state.records("feedback")),
-    )
+@pytest.mark.xdist_group("built_warehouse")
+def test_mpac_run_builds_the_marts_after_loading(built_warehouse: Any) -> None:
+    assert built_warehouse.exit_code == 0, built_warehouse.output
+    truth = built_warehouse.truth
     assert truth.churn, "the tiny vendor should have renewal opportunities"
-    assert differences(warehouse, truth) == {}
+    assert differences(built_warehouse.warehouse, truth) == {}

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from typer.testing import CliRunner
 
 from pipelines import runner
-from pipelines.cli import app
 from pipelines.errors import UserError
 from pipelines.marketplace.client import RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE
@@ -26,7 +23,9 @@ from pipelines.marketplace.helpers import (
     transaction_key,
 )
 from pipelines.simulator.ground_truth.payloads import details_events
+from pipelines.status import read_status
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
+from tests.helpers import cli, configure, query, simulator_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,32 +33,12 @@ pytestmark = pytest.mark.integration
 FAST_RETRY = RetryPolicy(attempts=10, budget_seconds=30, initial_wait=0.01, max_wait=0.05)
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, sim: Any, version: str = "v2", **extra: str) -> None:
-    env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__API_VERSION": version,
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
-        "SOURCES__MARKETPLACE__LOOKBACK_DAYS": "3",
-        **{f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in extra.items()},
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-
-
-def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        return connection.execute(sql).fetchall()
-
-
 def counts(warehouse: Path) -> dict[str, int]:
-    return {row["table"]: row["rows"] for row in runner.status(warehouse).tables}
+    return {row["table"]: row["rows"] for row in read_status(warehouse).tables}
 
 
 def cursors(warehouse: Path) -> dict[str, Any]:
-    return runner.status(warehouse).cursors
+    return read_status(warehouse).cursors
 
 
 def truth(sim: Any, kind: str) -> list[dict[str, Any]]:
@@ -305,23 +284,6 @@ def test_a_backfill_since_a_date_overlaps_without_duplicates_or_rewinding(
     assert all(cursors(warehouse)[name] >= saved[name] for name in saved if saved[name])
 
 
-def cli(args: list[str], env: dict[str, str]) -> Any:
-    return CliRunner().invoke(app, args, env=env)
-
-
-def sim_env(sim: Any, **overrides: str) -> dict[str, str]:
-    env = {
-        "SOURCES__MARKETPLACE__VENDOR_ID": str(sim.vendor.vendor_id),
-        "SOURCES__MARKETPLACE__BASE_URL": sim.base_url,
-        "SOURCES__MARKETPLACE__EMAIL": sim.email,
-        "SOURCES__MARKETPLACE__API_TOKEN": sim.api_token,
-        "SOURCES__MARKETPLACE__API_VERSION": "v2",
-        "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.01",
-    }
-    env.update({f"SOURCES__MARKETPLACE__{k.upper()}": v for k, v in overrides.items()})
-    return env
-
-
 @pytest.mark.parametrize(
     ("args", "overrides", "message"),
     [
@@ -339,7 +301,7 @@ def test_bad_input_is_one_sentence_exit_2_and_touches_nothing(
     warehouse = tmp_path / "data" / "w.duckdb"
     result = cli(
         ["run", "--warehouse", str(warehouse), "--no-transform", *args],
-        sim_env(simulator, **overrides),
+        simulator_env(simulator, **overrides),
     )
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
@@ -353,29 +315,31 @@ def test_status_of_a_missing_warehouse_is_one_sentence(tmp_path: Path) -> None:
     assert "there is no warehouse at" in result.output
 
 
+@pytest.mark.xdist_group("built_warehouse")
 def test_the_api_token_is_never_printed_logged_or_written(
-    make_simulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    built_warehouse: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    token = f"tok-{secrets.token_hex(16)}"
-    sim = make_simulator(size="tiny", credentials=("leak-check@example.com", token))
+    # The shared build's run had the dbt step: its logs and artefacts sit under data/ too.
+    built = built_warehouse
+    token, sim, env = built.token, built.sim, built.env
     basic = base64.b64encode(f"leak-check@example.com:{token}".encode())
     caplog.set_level("DEBUG")
-    warehouse = tmp_path / "data" / "w.duckdb"
-    env = sim_env(sim)
-    # With the dbt step: its logs and artefacts land under the warehouse folder too.
-    outputs = [cli(["run", "--warehouse", str(warehouse)], env)]
+    # Later runs go on in a copy: the shared warehouse stays as built for the other readers.
+    shutil.copytree(built.warehouse.parent, tmp_path / "data")
+    warehouse = tmp_path / "data" / built.warehouse.name
     sim.advance(10)
     # A failing run too (an export that outlives its deadline): errors must not leak either.
     sim.set_faults({"export_queued_polls": 5})
     failing = {**env, "SOURCES__MARKETPLACE__EXPORT_DEADLINE_SECONDS": "0"}
-    outputs.append(cli(["run", "--warehouse", str(warehouse), "--no-transform"], failing))
+    outputs = [cli(["run", "--warehouse", str(warehouse), "--no-transform"], failing)]
     sim.set_faults("none")
     outputs.append(cli(["status", "--warehouse", str(warehouse)], env))
-    assert outputs[0].exit_code == 0, outputs[0].output
-    assert outputs[1].exit_code != 0
-    assert outputs[2].exit_code == 0
-    for result in outputs:
-        assert token not in result.output
+    assert built.exit_code == 0, built.output
+    assert outputs[0].exit_code != 0
+    assert outputs[1].exit_code == 0
+    for output in (built.output, *(result.output for result in outputs)):
+        assert token not in output
+    assert token not in built.log_text
     assert token not in caplog.text
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
     assert files

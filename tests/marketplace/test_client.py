@@ -140,7 +140,7 @@ class TestErrors:
         assert TOKEN not in str(caught.value)
 
     def test_the_resolved_config_masks_the_token(self) -> None:
-        from pipelines.runner import SourceConfig
+        from pipelines.config import SourceConfig
 
         config = SourceConfig("42", BASE, "v2", "2016-01-01", 3, "me@example.com", TOKEN)
         assert TOKEN not in repr(config)
@@ -315,7 +315,7 @@ class TestExports:
 
 
 def test_a_failing_sync_export_falls_back_to_paging() -> None:
-    from pipelines.marketplace.helpers import exported_or_paged
+    from pipelines.marketplace.extraction import exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/export"):
@@ -328,7 +328,7 @@ def test_a_failing_sync_export_falls_back_to_paging() -> None:
 
 
 def test_a_sync_export_streams_its_array() -> None:
-    from pipelines.marketplace.helpers import exported_or_paged
+    from pipelines.marketplace.extraction import exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path.endswith("/sales/metrics/churn/details/export")

@@ -1,7 +1,5 @@
 """The readers' copy: a whole, atomically swapped copy of the warehouse for BI tools."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -9,11 +7,7 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.warehouse import PUBLISH_ENV, publish_path, publish_reader_copy
-
-HOLD_WRITE_LOCK = (
-    "import sys, time, duckdb; con = duckdb.connect(sys.argv[1]); "
-    "print('locked', flush=True); time.sleep(60)"
-)
+from tests.helpers import query, write_lock_held
 
 
 def make_warehouse(path: Path, mrr: float) -> None:
@@ -25,17 +19,12 @@ def make_warehouse(path: Path, mrr: float) -> None:
         )
 
 
-def read(path: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
 def test_the_copy_has_every_schema_table_and_view(tmp_path):
     warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi" / "w.duckdb"
     make_warehouse(warehouse, 10.0)
     publish_reader_copy(warehouse, target)
-    assert read(target, "select mrr from marts.fct_mrr") == [(10.0,)]
-    assert read(target, "select arr from marts.mrr_view") == [(120.0,)]
+    assert query(target, "select mrr from marts.fct_mrr") == [(10.0,)]
+    assert query(target, "select arr from marts.mrr_view") == [(120.0,)]
     assert not list(target.parent.glob(".*partial*")), "no partial file left behind"
 
 
@@ -49,26 +38,16 @@ def test_a_reader_holding_the_old_copy_does_not_block_the_next_publish(tmp_path)
         # The open reader keeps its consistent old snapshot ...
         assert reader.execute("select mrr from marts.fct_mrr").fetchall() == [(10.0,)]
     # ... and the next reader sees the new run whole.
-    assert read(target, "select mrr from marts.fct_mrr") == [(20.0,)]
+    assert query(target, "select mrr from marts.fct_mrr") == [(20.0,)]
 
 
 def test_a_warehouse_being_written_is_a_clear_error_and_keeps_the_old_copy(tmp_path):
     warehouse, target = tmp_path / "w.duckdb", tmp_path / "bi.duckdb"
     make_warehouse(warehouse, 10.0)
     publish_reader_copy(warehouse, target)
-    # Another process holds the write lock, as a running load does.
-    writer = subprocess.Popen(
-        [sys.executable, "-c", HOLD_WRITE_LOCK, str(warehouse)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "locked"
-        with pytest.raises(UserError, match="another process is writing"):
-            publish_reader_copy(warehouse, target)
-    finally:
-        writer.kill()
-        writer.wait()
-    assert read(target, "select mrr from marts.fct_mrr") == [(10.0,)]
+    with write_lock_held(warehouse), pytest.raises(UserError, match="another process is writing"):
+        publish_reader_copy(warehouse, target)
+    assert query(target, "select mrr from marts.fct_mrr") == [(10.0,)]
     assert not list(tmp_path.glob(".*partial*"))
 
 

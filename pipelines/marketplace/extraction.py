@@ -1,0 +1,274 @@
+"""What the resources read: the backfill and incremental plans, paging and exports, the cursor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+
+from pipelines.errors import UserError
+from pipelines.marketplace import settings
+from pipelines.marketplace.client import MarketplaceClient, log
+from pipelines.marketplace.exports import ExportRunner
+from pipelines.marketplace.helpers import (
+    Window,
+    add_months,
+    batched,
+    first_of_month,
+    flatten_metric_aggregates,
+    has_insights,
+    iso,
+    later,
+    license_key,
+    license_windows,
+    lookback_start,
+    metric_event_key,
+    parse_date,
+    row_hash,
+    sort_nested_lists,
+    transaction_key,
+    transaction_license_key,
+    window_params,
+    windows,
+)
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Extraction:
+    """What every resource of one run shares: the client, the export routine and the plan."""
+
+    client: MarketplaceClient
+    exporter: ExportRunner
+    first_day: dt.date
+    lookback_days: int
+    backfill: bool
+    today: dt.date
+    # First day of the metric events' re-read window (set once by the source).
+    events_from: dt.date | None = None
+
+    def incremental_start(self, cursor: str | None, arrives_late_days: int = 0) -> dt.date | None:
+        """None means backfill: asked for, or nothing saved yet for this resource.
+
+        `arrives_late_days` widens the look-back for rows that appear after the date they
+        carry (attribution is dated before the evaluation that reveals it)."""
+        if self.backfill or not cursor:
+            return None
+        return lookback_start(cursor, self.lookback_days + arrives_late_days)
+
+
+# ---- the one cursor rule -----------------------------------------------------------------------
+
+
+def with_cursor(
+    run: Extraction,
+    records: Callable[[dt.date | None], Iterable[Record]],
+    cursor_of: Callable[[Record], str | None],
+    arrives_late_days: int = 0,
+) -> Iterator[list[Record]]:
+    """A resource's records in batches, with its cursor kept in dlt's resource state.
+
+    `records` gets the day to read from (the saved cursor minus the look-back, widened by
+    `arrives_late_days`), or None for a backfill. The cursor is the latest `cursor_of` value
+    seen and is written only after the last record: dlt commits resource state together with
+    the load, so a run that fails anywhere leaves the cursor where it was.
+    """
+    state = dlt.current.resource_state()
+    saved = state.get("cursor")
+    newest = saved
+
+    def tracked() -> Iterator[Record]:
+        nonlocal newest
+        for record in records(run.incremental_start(saved, arrives_late_days)):
+            newest = later(newest, cursor_of(record))
+            yield record
+
+    yield from batched(tracked())
+    state["cursor"] = newest
+
+
+def saved_cursors() -> dict[str, Any]:
+    """Every resource's saved cursor in this source's state (empty outside a pipeline)."""
+    try:
+        resources = dlt.current.source_state().get("resources", {})
+    except Exception:  # no active pipeline: nothing saved
+        return {}
+    return {name: (value or {}).get("cursor") for name, value in resources.items()}
+
+
+# ---- paging and exports ------------------------------------------------------------------------
+
+
+def exported_or_paged(
+    client: MarketplaceClient, path: str, items_key: str, query: dict[str, str], what: str
+) -> Iterator[Record]:
+    """A list endpoint's records through its one-request `/export` (a large vendor's metric
+    events are tens of thousands of pages of 50), falling back to paging when the export keeps
+    failing, as Atlassian warns it may on large data. Either way records can repeat (a retried
+    export starts over): the caller deduplicates."""
+    try:
+        yield from client.stream_sync_export(path, {**query, "accept": "json"}, what)
+    except UserError as error:
+        log.warning("%s: export failed (%s); reading the pages instead", what, error)
+        yield from client.paginate(path, items_key, query, what=what)
+
+
+def _window_name(kind: str, window: Window) -> str:
+    return f"{kind} from {window.start}" + (f" to {window.end}" if window.end else "")
+
+
+def _exported(
+    run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
+) -> list[Iterator[Record]]:
+    """Every export of a backfill started at once (Atlassian prepares them in parallel), then
+    read one after the other."""
+    for params, what in plan:
+        run.exporter.start(path, params, what)
+    return [run.exporter.records(path, params, what) for params, what in plan]
+
+
+# ---- the records of each resource --------------------------------------------------------------
+
+
+def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+    """Backfill: one export per insights window. Incremental: the pages updated since `start`.
+    A license returned twice keeps its first copy (the windows put the insights one first)."""
+    flags = settings.LICENSE_FLAGS
+    if start is None:
+        plan = [
+            (
+                {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
+                _window_name("licenses", w),
+            )
+            for w in license_windows(run.first_day)
+        ]
+        sources = _exported(run, "licenses", plan)
+    else:
+        query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
+        sources = [run.client.paginate("licenses", "licenses", query, what="licenses")]
+    seen: dict[str, bool] = {}
+    for records in sources:
+        for record in records:
+            key = license_key(record)
+            if key is None or key in seen:
+                continue
+            seen[key] = has_insights(record)
+            record["license_key"] = key
+            yield sort_nested_lists(record)
+
+
+def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+    """Backfill: one export per yearly window. Incremental: the pages updated since `start`,
+    each line once (pages can shift while records are rewritten; exports are snapshots)."""
+    flags = settings.TRANSACTION_FLAGS
+    seen: set[str] | None = None
+    if start is None:
+        plan = [
+            ({**flags, **window_params(w)}, _window_name("transactions", w))
+            for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
+        ]
+        sources = _exported(run, "sales/transactions", plan)
+    else:
+        query = {**flags, "lastUpdated": start.isoformat()}
+        sources = [run.client.paginate("sales/transactions", "transactions", query)]
+        seen = set()
+    for records in sources:
+        for record in records:
+            key = transaction_key(record)
+            if seen is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            record["transaction_key"] = key
+            record["license_key"] = transaction_license_key(record)
+            yield sort_nested_lists(record)
+
+
+def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+    """No export serves feedback: the list is paged by yearly window, or from `start`."""
+    if start is None:
+        plan = windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
+    else:
+        plan = [Window(start, None)]
+    for window in plan:
+        what = f"feedback from {window.start}"
+        for record in run.client.paginate(
+            "feedback/details", "feedback", window_params(window), what=what
+        ):
+            yield {**record, "row_hash": row_hash(record)}
+
+
+def attribution_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+    """Only an async export serves attribution: from `start`, or from the first day."""
+    start = start or run.first_day
+    params = {"startDate": start.isoformat()}
+    for record in run.exporter.records(
+        "marketing-attribution", params, what=f"marketing attribution from {start}"
+    ):
+        yield {**record, "row_hash": row_hash(record)}
+
+
+def attribution_day(record: Record) -> str | None:
+    """Attribution's cursor: the day of its eventTimestamp."""
+    return str(record.get("eventTimestamp") or "")[:10] or None
+
+
+def metric_aggregate_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+    """Every figure from the first month: three small calls, read whole every run (`start` is
+    not used: Atlassian recomputes past periods)."""
+    params = {"startDate": first_of_month(run.first_day).isoformat()}
+    for metric in settings.METRICS:
+        query = {**params, **settings.METRIC_AGGREGATE_PARAMS[metric]}
+        body = run.client.get_json(
+            run.client.url(f"sales/metrics/{metric}"), query, what=f"{metric} figures"
+        )
+        yield from flatten_metric_aggregates(metric, body or {})
+
+
+def metric_events_start(run: Extraction) -> dt.date:
+    """Backfill: from the first day. Else the trailing window before the latest data day (the
+    API's today, as the licenses' cursor shows it; our clock may be ahead of or behind it)."""
+    cursors = saved_cursors()
+    data_day = later(cursors.get("licenses"), cursors.get("transactions"))
+    if run.backfill or not cursors.get("metric_events") or not data_day:
+        return first_of_month(run.first_day)
+    anchor = min(parse_date(data_day, "the saved cursor"), run.today)
+    return first_of_month(add_months(anchor, -settings.METRIC_EVENTS_TRAILING_MONTHS))
+
+
+def metric_event_records(run: Extraction, changed_since: dt.date | None) -> Iterator[Record]:
+    """The events of the months from `run.events_from` (exported), plus on an incremental run
+    the events updated since `changed_since` whatever their month (paged: they are few)."""
+    queries = [{"startDate": (run.events_from or run.first_day).isoformat()}]
+    if changed_since is not None and run.events_from is not None:
+        queries.append({"lastUpdated": changed_since.isoformat()})
+    # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
+    seen: set[int] = set()
+    for number, query in enumerate(queries):
+        for metric in settings.METRICS:
+            path = f"sales/metrics/{metric}/details"
+            what = f"{metric} events"
+            events = (
+                exported_or_paged(run.client, path, "events", query, what)
+                if number == 0
+                else run.client.paginate(path, "events", query, what=what)
+            )
+            for event in events:
+                key = metric_event_key(metric, event)
+                short = int(key[:16], 16)
+                if short in seen:
+                    continue
+                seen.add(short)
+                day = event.get("eventDate")
+                month = iso(first_of_month(parse_date(day, "eventDate"))) if day else None
+                yield {
+                    "metric": metric,
+                    **event,
+                    "period_start": month,
+                    "event_key": key,
+                    "row_hash": row_hash({"metric": metric, **event}),
+                }

@@ -1,0 +1,91 @@
+"""`mpac status`: last loads, rows per table, saved cursors and pending exports, read-only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
+from pipelines.warehouse import (
+    PIPELINE_NAME,
+    RAW_DATASET,
+    open_read_only,
+    pipelines_dir,
+    unavailable,
+)
+
+# The tables loaded as scd2: their current versions are the rows with no _dlt_valid_to.
+SCD2_TABLES = ("licenses", "transactions")
+
+
+@dataclass
+class Status:
+    """What `mpac status` shows."""
+
+    warehouse: Path
+    loads: list[dict[str, Any]]
+    tables: list[dict[str, Any]]
+    cursors: dict[str, Any]
+    pending_exports: list[dict[str, Any]]
+
+
+def read_status(warehouse: Path) -> Status:
+    """Last loads, rows per table, cursors and unfinished exports, read without writing."""
+    if not warehouse.exists():
+        raise unavailable(warehouse)
+    working = pipelines_dir(warehouse) / PIPELINE_NAME
+    cursors: dict[str, Any] = {}
+    state_file = working / "state.json"
+    if state_file.exists():
+        try:
+            state = json.loads(state_file.read_text())
+            resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
+            cursors = {name: value.get("cursor") for name, value in resources.items()}
+        except (OSError, ValueError):
+            cursors = {}
+    ledger = ExportLedger(working / LEDGER_FILE)
+    pending = [
+        {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
+        for entry in ledger.entries.values()
+    ]
+    connection = open_read_only(warehouse)
+    try:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = ? "
+                "order by table_name",
+                [RAW_DATASET],
+            ).fetchall()
+        ]
+        loads: list[dict[str, Any]] = []
+        if "_dlt_loads" in names:
+            loads = [
+                {"load_id": row[0], "status": row[1], "inserted_at": row[2]}
+                for row in connection.execute(
+                    f"select load_id, status, inserted_at from {RAW_DATASET}._dlt_loads "
+                    "order by inserted_at desc limit 5"
+                ).fetchall()
+            ]
+        tables = []
+        for name in names:
+            if name.startswith("_dlt"):
+                continue
+            total = connection.execute(f'select count(*) from {RAW_DATASET}."{name}"').fetchone()
+            current = None
+            if name in SCD2_TABLES:
+                current = connection.execute(
+                    f'select count(*) from {RAW_DATASET}."{name}" where _dlt_valid_to is null'
+                ).fetchone()
+            tables.append(
+                {
+                    "table": name,
+                    "rows": total[0] if total else 0,
+                    "current": current[0] if current else None,
+                }
+            )
+    finally:
+        connection.close()
+    return Status(warehouse, loads, tables, cursors, pending)

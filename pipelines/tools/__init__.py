@@ -1,0 +1,1 @@
+"""Entry points run by hand (`make demo`, `make bench`): nothing imports them."""

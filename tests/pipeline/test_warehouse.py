@@ -1,0 +1,34 @@
+"""Where the warehouse is and how it is opened: the memory cap for loads, one sentence when it
+cannot be read."""
+
+import duckdb
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.runner import _pipeline
+from pipelines.warehouse import open_read_only
+from tests.helpers import write_lock_held
+
+
+@pytest.mark.integration
+def test_the_warehouse_connection_is_memory_capped_by_the_project_config(tmp_path):
+    # .dlt/config.toml caps DuckDB during loads; env vars (dlt's usual override) can raise it.
+    pipeline = _pipeline(tmp_path / "w.duckdb")
+    pipeline.run([{"id": 1}], table_name="probe")
+    with pipeline.sql_client() as client:
+        ((limit,),) = client.execute_sql("select current_setting('memory_limit')")
+    assert limit == "953.6 MiB"  # DuckDB's rendering of 1GB (10^9 bytes)
+
+
+def test_a_missing_and_a_locked_warehouse_get_the_same_one_sentence(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    with pytest.raises(UserError) as missing:
+        open_read_only(warehouse)
+    duckdb.connect(str(warehouse)).close()
+    with write_lock_held(warehouse), pytest.raises(UserError) as locked:
+        open_read_only(warehouse)
+    assert str(missing.value) == str(locked.value)
+    assert str(missing.value).count(". ") == 0
+    assert str(missing.value).endswith(".")
+    with open_read_only(warehouse) as connection:
+        assert connection.execute("select 1").fetchone() == (1,)
