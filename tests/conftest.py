@@ -103,7 +103,11 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltW
             root.removeHandler(handler)
             root.setLevel(level)
         licenses = list(sim.state.records("licenses", with_data_insights=True))
-        truth = compute_metrics(licenses, list(sim.state.records("transactions")))
+        truth = compute_metrics(
+            licenses,
+            list(sim.state.records("transactions")),
+            feedback=list(sim.state.records("feedback")),
+        )
         yield BuiltWarehouse(
             sim, warehouse, env, token, result.output, result.exit_code, records.getvalue(), truth
         )

@@ -32,7 +32,7 @@ final as (
     from with_previous
     cross join as_of
     where
-        abs(with_previous.prior_month_mrr - coalesce(with_previous.previous_mrr, 0)) > 0.01
+        with_previous.prior_month_mrr != coalesce(with_previous.previous_mrr, 0)
         or (
             with_previous.previous_month is not null
             and with_previous.previous_month + interval 1 month != with_previous.month

@@ -45,6 +45,14 @@ EXPECTED_TABLES = (
     "mrr_movements",
     "evaluations",
     "renewal_opportunities",
+    # contract v2, named after the marts
+    "customers",
+    "customer_mrr",
+    "customer_kpis",
+    "retention_cohorts",
+    "retention_cohorts_by_hosting",
+    "churn_events",
+    "renewal_book",
 )
 
 _QUERY_TEMPLATES = {

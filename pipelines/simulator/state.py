@@ -128,6 +128,7 @@ class SimulatorState:
                 tables = compute_metrics(
                     self.records("licenses", today, with_data_insights=True),
                     self.records("transactions", today),
+                    feedback=self.records("feedback", today),
                 )
                 self._expected = (today, tables)
             return self._expected[1]

@@ -49,6 +49,17 @@ MARTS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
         ("license_key", "start_date", "end_date"),
         {"start_date": "term_start_date", "end_date": "term_end_date"},
     ),
+    "customers": ("marts.dim_customers", ("customer_key",), {}),
+    "customer_mrr": ("marts.fct_customer_mrr", ("month", "customer_key"), {}),
+    "customer_kpis": ("marts.fct_customer_kpis", ("month",), {}),
+    "retention_cohorts": ("marts.fct_retention_cohorts", ("cohort_month", "months_since"), {}),
+    "retention_cohorts_by_hosting": (
+        "marts.fct_retention_cohorts_by_hosting",
+        ("first_hosting", "cohort_month", "months_since"),
+        {},
+    ),
+    "churn_events": ("marts.fct_churn_events", ("license_key", "end_date"), {}),
+    "renewal_book": ("marts.fct_renewal_book", ("license_key", "due_date"), {}),
 }
 # Amounts are sums of cents divided by 12: equal within a cent. Rates and medians: float noise.
 AMOUNT_TOLERANCE = 0.01
@@ -108,12 +119,12 @@ def transform(warehouse: Path, as_of: date | None = None, severity: str = "error
 def reconciliation_gaps(warehouse: Path) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         (checked,) = connection.execute(
-            "select count(*) from marts.metric_reconciliation"
+            "select count(*) from marts.rpt_metric_reconciliation"
         ).fetchone() or (0,)
         assert checked > 0, "no Atlassian figures were reconciled"
         return connection.execute(
             "select metric, month, addon_key, segment, denominator_difference, "
-            "numerator_difference from marts.metric_reconciliation where not is_matched"
+            "numerator_difference from marts.rpt_metric_reconciliation where not is_matched"
         ).fetchall()
 
 
@@ -131,6 +142,8 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
         {"as_of_date": sim.expected().as_of}
     ]
+    # The as_of month is partial: its snapshot is as_of, not the month's last day.
+    assert (sim.expected().as_of + timedelta(days=1)).day != 1
     assert differences(warehouse, sim.expected()) == {}
     assert reconciliation_gaps(warehouse) == []
 
@@ -146,7 +159,8 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     transform(warehouse, as_of=earlier, severity="warn")
     licenses = list(sim.state.records("licenses", with_data_insights=True))
     transactions = list(sim.state.records("transactions"))
-    truth = compute_metrics(licenses, transactions, as_of=earlier)
+    feedback = list(sim.state.records("feedback"))
+    truth = compute_metrics(licenses, transactions, as_of=earlier, feedback=feedback)
     assert mart_rows(warehouse, "intermediate.int_as_of_date", ["as_of_date"]) == [
         {"as_of_date": earlier}
     ]

@@ -64,7 +64,7 @@ def test_summary_counts_models_and_tests_and_names_failures_and_warnings() -> No
             node_result("fct_mrr", "model", "success"),
             node_result("not_null_fct_mrr_month", "test", "pass"),
             node_result("mrr_movements_unit", "unit_test", "pass"),
-            node_result("metric_reconciliation_differences_are_zero", "test", "warn"),
+            node_result("rpt_metric_reconciliation_differences_are_zero", "test", "warn"),
             node_result("unique_fct_churn_grain", "test", "fail"),
             node_result("fct_renewal", "model", "error"),
             node_result("fct_conversion", "model", "skipped"),
@@ -74,7 +74,7 @@ def test_summary_counts_models_and_tests_and_names_failures_and_warnings() -> No
     assert summary.models_built == 1
     assert summary.tests_passed == 2
     assert summary.failed == ["unique_fct_churn_grain", "fct_renewal"]
-    assert summary.warned == ["metric_reconciliation_differences_are_zero"]
+    assert summary.warned == ["rpt_metric_reconciliation_differences_are_zero"]
     assert summary.skipped == 1
     assert not summary.ok
     assert str(summary).startswith("1 models built, 2 tests passed, 2 failed, 1 warned")
@@ -110,9 +110,9 @@ def test_artifacts_go_beside_the_warehouse_so_parallel_builds_do_not_share_them(
 def test_a_failing_test_is_a_user_error_that_names_it(fake_dbt: type[FakeRunner]) -> None:
     fake_dbt.results = [
         node_result("fct_churn", "model", "success"),
-        node_result("metric_reconciliation_differences_are_zero", "test", "fail"),
+        node_result("rpt_metric_reconciliation_differences_are_zero", "test", "fail"),
     ]
-    with pytest.raises(UserError, match="metric_reconciliation_differences_are_zero"):
+    with pytest.raises(UserError, match="rpt_metric_reconciliation_differences_are_zero"):
         run_transform(Path("/tmp/wh.duckdb"))
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.simulator.ground_truth.builder import compute_metrics, license_key
 from pipelines.simulator.ground_truth.payloads import aggregate_payload, details_events
-from pipelines.simulator.ground_truth.tables import MetricTables, MetricVars
+from pipelines.simulator.ground_truth.tables import MetricTables, MetricVars, months_between
 
 _line_ids = count(1)
 D = date.fromisoformat
@@ -24,8 +24,9 @@ def lic(
     eval_start: str | None = None,
     eval_end: str | None = None,
     last_updated: str = "2020-01-01",
+    **extra: object,
 ) -> dict:
-    """A v2 license record; Cloud ones carry `key` as appEntitlementId."""
+    """A v2 license record; Cloud ones carry `key` as appEntitlementId; `extra` adds fields."""
     record = {
         "addonLicenseId": f"L-{key}" if hosting == "Cloud" else key,
         "licenseId": f"SEN-{key}",
@@ -44,7 +45,7 @@ def lic(
     if eval_start:
         record["evaluationStartDate"] = eval_start
         record["evaluationEndDate"] = eval_end
-    return record
+    return record | extra
 
 
 def tx(
@@ -60,8 +61,10 @@ def tx(
     hosting: str = "Cloud",
     addon: str = "app.a",
     last_updated: str = "2020-01-01",
+    **extra: object,
 ) -> dict:
-    """A v2 transaction line; the sale date defaults to the maintenance start."""
+    """A v2 transaction line; the sale date defaults to the maintenance start; `extra` adds
+    top-level fields."""
     line = next(_line_ids)
     record = {
         "transactionId": f"AT-{line}",
@@ -84,7 +87,7 @@ def tx(
     }
     if hosting == "Cloud":
         record["appEntitlementId"] = key
-    return record
+    return record | extra
 
 
 def opportunities(tables: MetricTables) -> list[tuple[date, str]]:
@@ -110,8 +113,21 @@ def mixed() -> MetricTables:
         lic("e3", license_type="EVALUATION", start="2024-03-04", end="2024-04-03", addon="app.b"),
         lic("p1", eval_start="2024-02-01", eval_end="2024-03-01", start="2024-01-01"),
         lic("s1", hosting="Server"),
+        # An edition upgrade trial, converted by a co-terminated Upgrade line of the edition.
+        lic("u1", upgradeEvaluationStartDate="2024-02-05", upgradeEvaluatingEdition="Advanced"),
     ]
     transactions = [
+        tx("u1", "2024-01-05", "2025-01-05", billing="Annual", price=1200),
+        tx(
+            "u1",
+            "2024-02-05",
+            "2025-01-05",
+            sale="2024-02-20",
+            sale_type="Upgrade",
+            billing="Annual",
+            price=550,
+            appEdition="Advanced",
+        ),
         tx("e1", "2024-01-20", "2024-02-20"),
         tx("e1", "2024-02-20", "2024-03-20", sale_type="Renewal"),
         tx("e1", "2024-03-20", "2024-04-20", sale_type="Renewal", price=150),
@@ -434,28 +450,25 @@ def test_open_evaluations_are_counted_in_evaluations() -> None:
     assert row["median_days_to_convert"] is None
 
 
-def test_conversion_is_net_new_without_an_earlier_term_and_upgrade_with_one() -> None:
+def test_net_new_evaluation_after_an_earlier_term_is_a_returning_customer_not_upgrade() -> None:
     tables = compute_metrics(
         [
             lic("new", license_type="EVALUATION", start="2023-06-01", end="2023-07-01"),
-            lic("up", eval_start="2023-06-01", eval_end="2023-07-01", start="2023-01-01"),
+            lic("back", eval_start="2023-06-01", eval_end="2023-07-01", start="2023-01-01"),
         ],
         [
             tx("new", "2023-06-20", "2023-07-20"),
-            tx("up", "2023-01-01", "2024-01-01", billing="Annual", price=1200),
-            tx("up", "2023-06-20", "2024-06-20", billing="Annual", price=2400),
+            tx("back", "2023-01-01", "2024-01-01", billing="Annual", price=1200),
+            tx("back", "2023-06-20", "2024-06-20", billing="Annual", price=2400),
         ],
         as_of=D("2023-12-01"),
     )
-    assert {e["license_key"]: e["conversion_type"] for e in tables.evaluations} == {
-        "new": "Net New",
-        "up": "Upgrade",
-    }
-    assert all(e["is_converted"] for e in tables.evaluations)
-    assert {(r["conversion_type"], r["conversions"]) for r in tables.conversion} == {
-        ("Net New", 1),
-        ("Upgrade", 1),
-    }
+    assert {
+        e["license_key"]: (e["conversion_type"], e["is_returning_customer"], e["is_converted"])
+        for e in tables.evaluations
+    } == {"new": ("Net New", False, True), "back": ("Net New", True, True)}
+    [row] = tables.conversion
+    assert (row["evaluations"], row["conversions"], row["returning_evaluations"]) == (2, 1 + 1, 1)
 
 
 def test_evaluations_are_read_from_both_forms_and_deduplicated() -> None:
@@ -508,16 +521,18 @@ def test_mrr_movements_new_expansion_contraction_churn_unchanged() -> None:
     assert [r["prior_mrr"] for r in rows] == [0.0, 100.0, 150.0, 120.0, 0.0]
 
 
-def test_mrr_change_within_half_a_cent_is_unchanged() -> None:
+def test_a_cent_of_drift_is_a_movement_no_tolerance() -> None:
     tables = compute_metrics(
         [],
         [
-            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200.0),
-            tx("k", "2024-02-01", "2025-02-01", billing="Annual", vendor=1200.05),
+            tx("k", "2024-01-01", "2024-02-01", vendor=100.0),
+            tx("k", "2024-02-01", "2024-03-01", vendor=100.01, sale_type="Renewal"),
+            tx("k", "2024-03-01", "2024-04-01", vendor=100.01, sale_type="Renewal"),
         ],
-        as_of=D("2024-02-20"),
+        as_of=D("2024-03-20"),
     )
-    assert [m for _, _, m in mrr_of(tables, "k")] == ["new", "unchanged"]
+    assert [m for _, _, m in mrr_of(tables, "k")] == ["new", "expansion", "unchanged"]
+    assert tables.mrr[1]["expansion_mrr"] == pytest.approx(0.01)
 
 
 def test_mrr_snapshot_in_the_as_of_month_is_as_of_not_the_month_end() -> None:
@@ -672,7 +687,7 @@ def test_conversion_payload_series_without_and_with_group_by_conversion_type(
         (s["name"], s.get("conversionType")): sum(e["count"] for e in s["elements"])
         for s in grouped["total"]["series"]
     }
-    assert totals[("Evaluations", "Net New")] == 3
+    assert totals[("Evaluations", "Net New")] == 4
     assert totals[("Evaluations", "Upgrade")] == 1
     assert totals[("Conversions", "Upgrade")] == 1
     assert sum(e["count"] for e in flat["total"]["series"][1]["elements"]) == sum(
@@ -743,15 +758,32 @@ COLUMNS = {
     "purchase_price is_refunded",
     "renewal_opportunities": "license_key addon_key end_date month billing_period outcome "
     "renewal_start_date renewal_transaction_id",
-    "churn": "month addon_key billing_period opportunities cancellations pending churn_rate",
-    "renewal": "month addon_key billing_period opportunities renewals pending renewal_rate",
+    "churn": "month addon_key billing_period opportunities cancellations pending churn_rate "
+    "is_complete",
+    "renewal": "month addon_key billing_period opportunities renewals pending renewal_rate "
+    "is_complete",
     "evaluations": "license_key addon_key start_date end_date is_converted conversion_sale_date "
-    "conversion_transaction_id days_to_convert conversion_type is_open",
+    "conversion_transaction_id days_to_convert conversion_type is_open is_returning_customer",
     "conversion": "month addon_key conversion_type evaluations conversions open_evaluations "
-    "conversion_rate median_days_to_convert",
+    "returning_evaluations conversion_rate median_days_to_convert is_complete",
     "mrr_movements": "month license_key addon_key mrr prior_mrr movement_type movement_amount",
     "mrr": "month addon_key mrr arr new_mrr expansion_mrr contraction_mrr churned_mrr "
-    "reactivation_mrr paying_licenses",
+    "reactivation_mrr paying_licenses gross_mrr_churn_rate net_mrr_churn_rate quick_ratio arpa "
+    "is_complete",
+    # The v2 tables named after the marts (METRICS.md "The marts and their columns").
+    "customers": "customer_key hostings apps first_paid_month first_hosting current_mrr company "
+    "country region",
+    "customer_mrr": "month customer_key mrr movement movement_mrr",
+    "customer_kpis": "month paying_customers mrr new_mrr expansion_mrr contraction_mrr "
+    "churned_mrr reactivation_mrr logo_churn_rate arpa is_complete",
+    "retention_cohorts": "cohort_month months_since customers active_customers starting_mrr mrr "
+    "retained_mrr nrr grr logo_retention",
+    "retention_cohorts_by_hosting": "first_hosting cohort_month months_since customers "
+    "active_customers starting_mrr mrr retained_mrr nrr grr logo_retention",
+    "churn_events": "license_key end_date customer_key addon_key billing_period tier "
+    "partner_name tenure_months mrr_lost feedback_type feedback_reason",
+    "renewal_book": "license_key due_date customer_key addon_key billing_period days_until_due "
+    "arr_at_stake status",
 }
 
 
@@ -767,11 +799,424 @@ def test_mrr_movements_are_ordered_by_month_then_license(mixed: MetricTables) ->
     assert keys == sorted(keys)
 
 
-def test_app_mrr_is_the_exact_sum_of_license_mrr() -> None:
+def test_app_mrr_is_the_sum_of_license_mrr() -> None:
     lines = [
         tx(k, "2024-01-01", "2025-01-01", billing="Annual", price=1, vendor=100.01)
         for k in ("a", "b", "c")
     ]
     [row] = compute_metrics([], lines, as_of=D("2024-01-31")).mrr
-    assert row["mrr"] == 30003 / 1200
+    assert row["mrr"] == pytest.approx(30003 / 1200, abs=1e-12)
     assert row["new_mrr"] == row["mrr"]
+
+
+# --- contract v2 ------------------------------------------------------------------------------
+
+
+def mrr_by_month(tables: MetricTables, key: str) -> dict[str, float]:
+    """'YYYY-MM' -> one license's MRR."""
+    return {m.isoformat()[:7]: round(v, 6) for m, v, _ in mrr_of(tables, key)}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "months"),
+    [
+        ("2024-01-01", "2025-01-01", 12.0),
+        ("2024-03-15", "2024-04-15", 1.0),
+        ("2024-01-01", "2026-01-01", 24.0),
+        ("2024-07-01", "2025-01-01", 6.0),
+        ("2024-01-31", "2024-02-29", 1.0),  # Jan 31 + 1 month clamps to Feb 29
+        ("2023-01-31", "2023-02-28", 1.0),
+        ("2024-01-31", "2024-03-15", 1 + 15 / 31),  # Feb 29 -> Mar 15 of Feb 29 -> Mar 31
+        ("2024-01-15", "2024-01-20", 5 / 31),
+    ],
+)
+def test_months_counts_calendar_months_and_clamps_to_the_month_end(
+    start: str, end: str, months: float
+) -> None:
+    assert months_between(D(start), D(end)) == pytest.approx(months, abs=1e-12)
+
+
+def test_two_year_data_center_term_billed_annual_counts_at_its_run_rate() -> None:
+    tables = compute_metrics(
+        [],
+        [tx("d", "2024-01-01", "2026-01-01", billing="Annual", hosting="Data Center", vendor=2400)],
+        as_of=D("2024-02-29"),
+    )
+    assert mrr_by_month(tables, "d") == {"2024-01": 100.0, "2024-02": 100.0}
+
+
+def test_co_terminated_prorated_upgrade_adds_a_layer_and_a_restart_supersedes() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200),
+            # Prorated: same end date, six months for $300 -> +$50 a month.
+            tx("k", "2024-07-01", "2025-01-01", billing="Annual", vendor=300, sale_type="Upgrade"),
+            # Restarting: a new year from Sep 1 replaces both.
+            tx("k", "2024-09-01", "2025-09-01", billing="Annual", vendor=2400, sale_type="Upgrade"),
+        ],
+        as_of=D("2024-09-30"),
+    )
+    months = mrr_of(tables, "k")
+    assert [(m.month, round(v, 6), t) for m, v, t in months[5:]] == [
+        (6, 100.0, "unchanged"),
+        (7, 150.0, "expansion"),
+        (8, 150.0, "unchanged"),
+        (9, 200.0, "expansion"),
+    ]
+    # The restart moved the customer: Jan 1 2025 is strictly inside the new term.
+    assert tables.renewal_opportunities == []
+
+
+def test_terms_starting_the_same_day_the_one_ending_later_wins() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=50),
+            tx("k", "2024-01-01", "2025-01-01", billing="Annual", vendor=2400, sale_type="Upgrade"),
+        ],
+        as_of=D("2024-01-31"),
+    )
+    assert mrr_by_month(tables, "k") == {"2024-01": 200.0}
+
+
+def test_grace_applies_to_mrr_so_a_late_renewal_across_a_month_end_is_not_churn() -> None:
+    lines = [
+        tx("k", "2024-01-29", "2024-02-29", vendor=100),
+        tx("k", "2024-03-02", "2024-04-02", vendor=100, sale_type="Renewal"),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-04-30"))
+    assert opportunities(tables)[0] == (D("2024-02-29"), "renewed")
+    assert [t for _, _, t in mrr_of(tables, "k")] == ["new", "unchanged", "unchanged", "churn"]
+    # Without the renewal it is churn at the February snapshot (the last day, Feb 29 = end).
+    lapsed = compute_metrics([], lines[:1], as_of=D("2024-04-30"))
+    assert [t for _, _, t in mrr_of(lapsed, "k")] == ["new", "churn", "unchanged", "unchanged"]
+    # Still pending at as_of: its grace covers the as_of snapshot.
+    pending = compute_metrics([], lines[:1], as_of=D("2024-03-03"))
+    assert [t for _, _, t in mrr_of(pending, "k")] == ["new", "unchanged", "unchanged"]
+
+
+def test_grace_in_mrr_applies_to_server_terms_too() -> None:
+    lines = [
+        tx("s", "2023-01-30", "2024-01-30", billing="Annual", hosting="Server", vendor=1200),
+        tx("s", "2024-02-02", "2025-02-02", billing="Annual", hosting="Server", vendor=1200),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-02-29"))
+    assert [t for _, _, t in mrr_of(tables, "s")][-2:] == ["unchanged", "unchanged"]
+    assert tables.renewal_opportunities == []  # renewal and churn are Cloud only
+
+
+def test_zero_length_and_dateless_lines_form_no_term_and_net_into_none() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-01", "2024-02-01", vendor=30, sale_type="Upgrade"),
+            tx("k", "2024-02-01", "2024-02-01", price=-30, vendor=-30, sale_type="Refund"),
+            {
+                **tx("k", "2024-03-01", "2024-04-01"),
+                "purchaseDetails": {
+                    **tx("k", "2024-03-01", "2024-04-01")["purchaseDetails"],
+                    "maintenanceStartDate": None,
+                },
+            },
+        ],
+        as_of=D("2024-03-31"),
+    )
+    assert [(t["start_date"], t["end_date"]) for t in tables.terms] == [
+        (D("2024-01-01"), D("2024-02-01"))
+    ]
+    # The zero-length line does not renew its own end date.
+    assert opportunities(tables) == [(D("2024-02-01"), "cancelled")]
+
+
+def test_a_renewal_sold_by_as_of_that_starts_after_it_renews_and_adds_no_mrr_yet() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-03", "2024-03-03", sale="2024-01-25", vendor=120, sale_type="Renewal"),
+        ],
+        as_of=D("2024-02-02"),
+    )
+    assert opportunities(tables) == [(D("2024-02-01"), "renewed")]
+    # Feb 2 is in the grace of the renewed Feb 1 end: still the old term's $100.
+    assert mrr_by_month(tables, "k") == {"2024-01": 100.0, "2024-02": 100.0}
+    [due] = [row for row in tables.renewal_book if row["status"] == "due"]
+    assert (due["due_date"], due["days_until_due"]) == (D("2024-03-03"), 30)
+
+
+def test_lines_sold_after_as_of_are_ignored_everywhere() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", vendor=100),
+            tx("k", "2024-02-01", "2024-03-01", sale="2024-02-10", sale_type="Renewal"),
+        ],
+        as_of=D("2024-02-09"),
+    )
+    assert len(tables.terms) == 1
+    assert opportunities(tables) == [(D("2024-02-01"), "cancelled")]
+
+
+def test_edition_trial_is_an_upgrade_evaluation_converted_by_an_upgrade_to_that_edition() -> None:
+    trial = {"upgradeEvaluationStartDate": "2024-03-01", "upgradeEvaluatingEdition": "Advanced"}
+    annual = {"billing": "Annual", "price": 1200}
+    tables = compute_metrics(
+        [lic("yes", **trial), lic("wrong", **trial), lic("late", **trial)],
+        [
+            tx("yes", "2024-01-01", "2025-01-01", **annual),
+            tx(
+                "yes",
+                "2024-03-20",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Advanced",
+            ),
+            tx("wrong", "2024-01-01", "2025-01-01", **annual),
+            tx(
+                "wrong",
+                "2024-03-20",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Standard",
+            ),
+            tx("late", "2024-01-01", "2025-01-01", **annual),
+            # Day 61 after the trial start: past upgrade_trial_days + conversion_window_days.
+            tx(
+                "late",
+                "2024-05-01",
+                "2025-01-01",
+                **annual,
+                sale_type="Upgrade",
+                appEdition="Advanced",
+            ),
+        ],
+        as_of=D("2024-06-30"),
+    )
+    assert {
+        e["license_key"]: (e["conversion_type"], e["end_date"], e["is_converted"])
+        for e in tables.evaluations
+    } == {
+        "yes": ("Upgrade", D("2024-03-31"), True),
+        "wrong": ("Upgrade", D("2024-03-31"), False),
+        "late": ("Upgrade", D("2024-03-31"), False),
+    }
+    [row] = tables.conversion
+    assert (row["conversion_type"], row["evaluations"], row["conversions"]) == ("Upgrade", 3, 1)
+    assert row["is_complete"] is True
+
+
+def test_evaluation_forms_on_one_start_are_net_new_on_a_tied_end() -> None:
+    tables = compute_metrics(
+        [
+            lic(
+                "k",
+                license_type="EVALUATION",
+                start="2024-03-01",
+                end="2024-03-31",
+                upgradeEvaluationStartDate="2024-03-01",
+                upgradeEvaluatingEdition="Advanced",
+            ),
+        ],
+        [],
+        as_of=D("2024-06-30"),
+    )
+    assert [e["conversion_type"] for e in tables.evaluations] == ["Net New"]
+
+
+def test_customer_movements_follow_a_migration_and_a_second_app() -> None:
+    licenses = [
+        lic("s", hosting="Server", hostLicenseId="HOST-1"),
+        lic(
+            "c",
+            cloudId="site-1",
+            cmtDetails={"status": "converted", "relatedOnPremLicense": "SEN-s"},
+        ),
+        lic("x", cloudId="site-1", addon="app.b"),
+    ]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("s", "2023-01-01", "2024-01-01", billing="Annual", hosting="Server", vendor=1200),
+            tx("c", "2024-01-01", "2024-02-01", vendor=120),
+            tx("c", "2024-02-01", "2024-03-01", vendor=120, sale_type="Renewal"),
+            tx("x", "2024-02-01", "2024-03-01", vendor=30, addon="app.b"),
+        ],
+        as_of=D("2024-02-29"),
+    )
+    rows = [
+        (r["customer_key"], r["month"].month, r["movement"], round(r["movement_mrr"], 6))
+        for r in tables.customer_mrr
+        if r["month"] >= D("2023-12-01")
+    ]
+    # The Cloud license joined the Server customer: +20, not churn plus new; site-1 is the
+    # second app's own customer.
+    assert rows == [
+        ("HOST-1", 12, "unchanged", 0.0),
+        ("HOST-1", 1, "expansion", 20.0),
+        ("HOST-1", 2, "unchanged", 0.0),
+        ("site-1", 2, "new", 30.0),
+    ]
+    customers = {r["customer_key"]: r for r in tables.customers}
+    assert customers["HOST-1"]["hostings"] == ["Cloud", "Server"]
+    assert customers["HOST-1"]["first_hosting"] == "Server"
+    assert customers["HOST-1"]["first_paid_month"] == D("2023-01-01")
+    assert customers["HOST-1"]["current_mrr"] == pytest.approx(120.0)
+    kpis = {r["month"].month: r for r in tables.customer_kpis if r["month"].year == 2024}
+    assert kpis[2]["paying_customers"] == 2
+    assert kpis[2]["arpa"] == pytest.approx(75.0)
+    assert kpis[1]["expansion_mrr"] == pytest.approx(20.0)
+
+
+def test_second_app_on_one_site_is_expansion_and_losing_it_contraction() -> None:
+    licenses = [lic("a", cloudId="site"), lic("b", cloudId="site", addon="app.b")]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("a", "2024-01-01", "2025-01-01", billing="Annual", vendor=1200),
+            tx("b", "2024-02-01", "2024-03-01", vendor=40, addon="app.b"),
+        ],
+        as_of=D("2024-04-30"),
+    )
+    assert [(r["month"].month, r["movement"]) for r in tables.customer_mrr] == [
+        (1, "new"),
+        (2, "expansion"),
+        (3, "contraction"),
+        (4, "unchanged"),
+    ]
+
+
+def test_cohort_nrr_grr_and_logo_retention() -> None:
+    licenses = [lic("a", cloudId="A"), lic("b", cloudId="B")]
+    tables = compute_metrics(
+        licenses,
+        [
+            tx("a", "2024-01-01", "2024-02-01", vendor=100),
+            tx("a", "2024-02-01", "2024-03-01", vendor=150, sale_type="Upgrade"),
+            tx("b", "2024-01-01", "2024-02-01", vendor=100),
+        ],
+        as_of=D("2024-02-29"),
+    )
+    assert [
+        (
+            r["months_since"],
+            r["customers"],
+            r["active_customers"],
+            r["starting_mrr"],
+            r["mrr"],
+            r["retained_mrr"],
+            r["nrr"],
+            r["grr"],
+            r["logo_retention"],
+        )
+        for r in tables.retention_cohorts
+    ] == [
+        (0, 2, 2, 200.0, 200.0, 200.0, 1.0, 1.0, 1.0),
+        (1, 2, 1, 200.0, 150.0, 100.0, 0.75, 0.5, 0.5),
+    ]
+    assert {r["first_hosting"] for r in tables.retention_cohorts_by_hosting} == {"Cloud"}
+    feb = tables.customer_kpis[1]
+    assert feb["logo_churn_rate"] == 0.5
+    [mrr_feb] = [r for r in tables.mrr if r["month"] == D("2024-02-01")]
+    assert mrr_feb["gross_mrr_churn_rate"] == pytest.approx(0.5)
+    assert mrr_feb["net_mrr_churn_rate"] == pytest.approx(0.25)
+    assert mrr_feb["quick_ratio"] == pytest.approx(0.5)
+    assert mrr_feb["arpa"] == pytest.approx(150.0)
+
+
+def test_churn_event_has_tenure_mrr_lost_and_the_nearest_feedback() -> None:
+    feedback = [
+        {
+            "appEntitlementId": "k",
+            "date": "2024-03-25",
+            "feedbackType": "uninstall",
+            "reasonKey": "bugs",
+        },
+        {
+            "appEntitlementId": "k",
+            "date": "2024-04-08",
+            "feedbackType": "disable",
+            "reasonKey": "other",
+        },
+        {
+            "appEntitlementId": "k",
+            "date": "2024-04-01",
+            "feedbackType": "unsubscribe",
+            "reasonKey": "usefulness",
+        },
+        {
+            "licenseId": "other",
+            "date": "2024-04-01",
+            "feedbackType": "disable",
+            "reasonKey": "sandbox",
+        },
+    ]
+    lines = [
+        tx("k", "2024-01-01", "2024-02-01", vendor=100),
+        tx("k", "2024-02-01", "2024-04-01", vendor=300, sale_type="Renewal"),
+    ]
+    tables = compute_metrics([], lines, as_of=D("2024-06-01"), feedback=feedback)
+    [event] = tables.churn_events
+    assert (event["end_date"], event["tenure_months"], event["mrr_lost"]) == (
+        D("2024-04-01"),
+        3.0,
+        150.0,
+    )
+    assert (event["feedback_type"], event["feedback_reason"]) == ("unsubscribe", "usefulness")
+    # Two rows 7 days either side: the earlier wins.
+    tied = compute_metrics([], lines, as_of=D("2024-06-01"), feedback=feedback[:2])
+    assert tied.churn_events[0]["feedback_type"] == "uninstall"
+    # Nothing within 30 days: no reason.
+    far = [{**feedback[0], "date": "2024-05-02"}]
+    assert (
+        compute_metrics([], lines, D("2024-06-01"), feedback=far).churn_events[0]["feedback_type"]
+        is None
+    )
+
+
+def test_renewal_book_lists_due_ends_of_every_hosting_and_pending_cloud_opportunities() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("p", "2024-02-02", "2024-03-02", vendor=100),  # ended, grace not over: pending
+            tx("c", "2024-01-15", "2025-01-15", billing="Annual", vendor=1200),
+            tx("m", "2024-03-01", "2024-04-01", vendor=50),  # due in 28 days
+            tx("s", "2023-05-01", "2024-05-01", billing="Annual", hosting="Server", vendor=600),
+            tx("f", "2024-01-01", "2024-08-01", billing="Annual", vendor=700),  # beyond 90 days
+        ],
+        as_of=D("2024-03-04"),
+    )
+    assert [
+        (r["license_key"], r["status"], r["days_until_due"], round(r["arr_at_stake"], 6))
+        for r in tables.renewal_book
+    ] == [
+        ("m", "due", 28, 600.0),
+        ("p", "pending", -2, 1200.0),
+        ("s", "due", 58, 600.0),
+    ]
+
+
+def test_is_complete_flags_and_the_as_of_month_snapshot() -> None:
+    lines = [tx("k", "2024-01-01", "2024-02-01"), tx("j", "2024-01-25", "2024-02-25")]
+    tables = compute_metrics([], lines, as_of=D("2024-02-05"))
+    assert [(r["month"].month, r["is_complete"]) for r in tables.mrr] == [(1, True), (2, False)]
+    assert [r["is_complete"] for r in tables.churn] == [False]
+    later = compute_metrics([], lines, as_of=D("2024-03-07"))
+    assert [r["is_complete"] for r in later.churn] == [True]
+    assert [r["is_complete"] for r in later.customer_kpis] == [True, True, False]
+
+
+def test_a_negative_net_term_adds_no_mrr() -> None:
+    tables = compute_metrics(
+        [],
+        [
+            tx("k", "2024-01-01", "2024-02-01", price=100, vendor=10),
+            tx("k", "2024-01-01", "2024-02-01", price=-50, vendor=-40, sale_type="Refund"),
+        ],
+        as_of=D("2024-01-31"),
+    )
+    assert tables.terms[0]["amount"] == -30.0
+    assert mrr_by_month(tables, "k") == {"2024-01": 0.0}

@@ -131,3 +131,25 @@ def test_admin_state_ground_truth_and_expected_tables(simulator):
         assert served.status_code == 200
         assert served.json() == roundtrip(getattr(tables, table)), table
     assert httpx.get(f"{simulator.admin_url}/expected/nope").status_code == 404
+
+
+@pytest.mark.parametrize("simulator", [{"size": "small"}], indirect=True)
+def test_upgrade_conversions_are_the_edition_upgrade_trials(simulator):
+    # Atlassian's meaning (METRICS.md v2): an Upgrade evaluation is an edition upgrade trial.
+    trials = [
+        lic
+        for lic in simulator.state.records("licenses", with_data_insights=True)
+        if lic["hosting"] == "Cloud" and lic.get("upgradeEvaluationStartDate")
+    ]
+    bought = [lic for lic in trials if lic.get("appEdition") == "Advanced"]
+    with simulator.client() as client:
+        body = client.get(
+            f"{simulator.v2_base}/sales/metrics/conversion",
+            params={"aggregation": "month", "groupBy": "conversionType"},
+        ).json()
+    totals = {
+        (series["name"], series["conversionType"]): sum(e["count"] for e in series["elements"])
+        for series in body["total"]["series"]
+    }
+    assert totals[("Evaluations", "Upgrade")] == len(trials) > 0
+    assert totals[("Conversions", "Upgrade")] == len(bought) > 0

@@ -1,5 +1,6 @@
--- Evaluations of METRICS.md (Cloud licenses), each with the paid New sale that converted it,
--- its conversion type and whether its window is still open.
+-- Evaluations of METRICS.md (Cloud licenses), each with the paid sale that converted it, its
+-- conversion type (Atlassian's: Upgrade for an edition upgrade trial, else Net New) and whether
+-- its window is still open.
 
 with
 
@@ -31,13 +32,16 @@ as_of as (
 
 evaluation_forms as (
 
-    -- An evaluation license still open, and a converted license that remembers its evaluation:
-    -- on conversion the Marketplace rewrites the first into the second.
+    -- An evaluation license still open, a converted license that remembers its evaluation (on
+    -- conversion the Marketplace rewrites the first into the second), and an edition upgrade
+    -- trial of a paying license (v2). A missing end counts as the start.
     select
         license_key,
         addon_key,
         maintenance_start_date as evaluation_start_date,
-        maintenance_end_date as evaluation_end_date
+        coalesce(maintenance_end_date, maintenance_start_date) as evaluation_end_date,
+        false as is_upgrade_trial,
+        null as evaluating_edition
     from licenses
     where license_type = 'EVALUATION' and maintenance_start_date is not null
     union all
@@ -45,33 +49,61 @@ evaluation_forms as (
         license_key,
         addon_key,
         evaluation_start_date,
-        evaluation_end_date
+        coalesce(evaluation_end_date, evaluation_start_date) as evaluation_end_date,
+        false as is_upgrade_trial,
+        null as evaluating_edition
     from licenses
     where evaluation_start_date is not null
+    union all
+    select
+        license_key,
+        addon_key,
+        upgrade_evaluation_start_date as evaluation_start_date,
+        cast(upgrade_evaluation_start_date + {{ var('upgrade_trial_days') }} as date)
+            as evaluation_end_date,
+        true as is_upgrade_trial,
+        upgrade_evaluating_edition as evaluating_edition
+    from licenses
+    where upgrade_evaluation_start_date is not null
 
 ),
 
 evaluations as (
 
+    -- Exact rule 4: one evaluation per (license, start) with the latest end; it is an Upgrade
+    -- only when the upgrade trial alone has that end (a tie is Net New).
     select
         evaluation_forms.license_key,
         evaluation_forms.evaluation_start_date,
         any_value(evaluation_forms.addon_key) as addon_key,
-        coalesce(
-            max(evaluation_forms.evaluation_end_date), evaluation_forms.evaluation_start_date
-        ) as evaluation_end_date
-    from evaluation_forms
+        max(evaluation_forms.evaluation_end_date) as evaluation_end_date,
+        bool_and(evaluation_forms.is_upgrade_trial) filter (
+            evaluation_forms.evaluation_end_date = evaluation_forms.latest_end_date
+        ) as is_upgrade_trial,
+        any_value(evaluation_forms.evaluating_edition) filter (
+            evaluation_forms.is_upgrade_trial
+        ) as evaluating_edition
+    from (
+        select
+            *,
+            max(evaluation_end_date) over (
+                partition by license_key, evaluation_start_date
+            ) as latest_end_date
+        from evaluation_forms
+    ) as evaluation_forms
     cross join as_of
     where evaluation_forms.evaluation_start_date <= as_of.as_of_date
     group by evaluation_forms.license_key, evaluation_forms.evaluation_start_date
 
 ),
 
-new_sales as (
+converting_sales as (
 
-    -- Paid New lines of counted terms: a purchase refunded in full converts nothing.
+    -- Paid New and Upgrade lines of counted terms: a purchase refunded in full converts nothing.
     select
         transactions.license_key,
+        transactions.sale_type,
+        transactions.app_edition,
         transactions.sale_date,
         transactions.transaction_id,
         transactions.transaction_line_item_id
@@ -81,30 +113,37 @@ new_sales as (
             transactions.license_key = terms.license_key
             and transactions.maintenance_start_date = terms.term_start_date
             and transactions.maintenance_end_date = terms.term_end_date
-    where transactions.is_paid and transactions.sale_type = 'New'
+    where transactions.is_paid and transactions.sale_type in ('New', 'Upgrade')
 
 ),
 
 conversions as (
 
+    -- Net New converts with a paid New sale; an edition upgrade trial with a paid Upgrade to the
+    -- edition tried. Either within [start, end + conversion_window_days]; the first one counts.
     select
         evaluations.license_key,
         evaluations.evaluation_start_date,
-        new_sales.sale_date as conversion_sale_date,
-        new_sales.transaction_id as conversion_transaction_id
+        converting_sales.sale_date as conversion_sale_date,
+        converting_sales.transaction_id as conversion_transaction_id
     from evaluations
-    inner join new_sales
+    inner join converting_sales
         on
-            evaluations.license_key = new_sales.license_key
-            and evaluations.evaluation_start_date <= new_sales.sale_date
+            evaluations.license_key = converting_sales.license_key
+            and evaluations.evaluation_start_date <= converting_sales.sale_date
             and evaluations.evaluation_end_date + {{ var('conversion_window_days') }}
-            >= new_sales.sale_date
+            >= converting_sales.sale_date
+    where
+        case
+            when evaluations.is_upgrade_trial
+                then
+                    converting_sales.sale_type = 'Upgrade'
+                    and converting_sales.app_edition = evaluations.evaluating_edition
+            else converting_sales.sale_type = 'New'
+        end
     qualify row_number() over (
         partition by evaluations.license_key, evaluations.evaluation_start_date
-        order by
-            new_sales.sale_date asc,
-            new_sales.transaction_line_item_id asc,
-            new_sales.transaction_id asc
+        order by {{ earliest_paid_first('converting_sales.') }}
     ) = 1
 
 ),
@@ -129,11 +168,14 @@ final as (
         cast(date_trunc('month', evaluations.evaluation_start_date) as date) as month,
         evaluations.evaluation_start_date,
         evaluations.evaluation_end_date,
-        case
-            when first_terms.first_term_start_date < evaluations.evaluation_start_date
-                then 'Upgrade'
-            else 'Net New'
-        end as conversion_type,
+        case when evaluations.is_upgrade_trial then 'Upgrade' else 'Net New' end
+            as conversion_type,
+        case when evaluations.is_upgrade_trial then evaluations.evaluating_edition end
+            as evaluating_edition,
+        -- a Net New evaluation of a license that already had a counted term (v1's "Upgrade")
+        not evaluations.is_upgrade_trial
+        and coalesce(first_terms.first_term_start_date < evaluations.evaluation_start_date, false)
+            as is_returning_customer,
         conversions.conversion_sale_date is not null as is_converted,
         conversions.conversion_sale_date,
         conversions.conversion_transaction_id,

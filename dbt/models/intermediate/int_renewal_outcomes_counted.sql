@@ -9,6 +9,12 @@ opportunities as (
 
 ),
 
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
 counted as (
 
     select
@@ -26,14 +32,17 @@ counted as (
 final as (
 
     select
-        month,
-        addon_key,
-        billing_period,
-        renewals + cancellations as opportunities,
-        renewals,
-        cancellations,
-        pending
+        counted.month,
+        counted.addon_key,
+        counted.billing_period,
+        counted.renewals + counted.cancellations as opportunities,
+        counted.renewals,
+        counted.cancellations,
+        counted.pending,
+        -- v2: no outcome of the month can still change
+        last_day(counted.month) + {{ var('grace_days') }} <= as_of.as_of_date as is_complete
     from counted
+    cross join as_of
 
 )
 

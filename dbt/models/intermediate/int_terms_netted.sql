@@ -31,17 +31,17 @@ refunds as (
 
 paid_ranked as (
 
-    -- The latest paid line (by sale date, then line item id, then transaction id) gives the
-    -- term its app, hosting and billing period; the first one is the sale that opened it.
+    -- The latest paid line (exact rule 2) gives the term its app, hosting, billing period, tier
+    -- and partner; the first one is the sale that opened it.
     select
         *,
         row_number() over (
             partition by license_key, maintenance_start_date, maintenance_end_date
-            order by sale_date desc, transaction_line_item_id desc, transaction_id desc
+            order by {{ latest_paid_first() }}
         ) as latest_rank,
         row_number() over (
             partition by license_key, maintenance_start_date, maintenance_end_date
-            order by sale_date asc, transaction_line_item_id asc, transaction_id asc
+            order by {{ earliest_paid_first() }}
         ) as first_rank
     from paid
 
@@ -82,7 +82,8 @@ netted_lines as (
         0 as is_paid_line,
         1 as is_refund_line
     from refunds
-    -- a refund with no paid term of its license and dates counts nowhere
+    -- a refund with no paid term of its license and dates counts nowhere (exact rule 3; a warn
+    -- test lists them)
     inner join latest_paid
         on
             refunds.license_key = latest_paid.license_key
@@ -107,47 +108,59 @@ netted as (
 
 ),
 
+valued as (
+
+    select
+        netted.*,
+        {{ months_between('netted.maintenance_start_date', 'netted.maintenance_end_date') }}
+            as months
+    from netted
+
+),
+
 final as (
 
     select
         md5(concat_ws(
             '|',
-            netted.license_key,
-            netted.maintenance_start_date,
-            netted.maintenance_end_date
+            valued.license_key,
+            valued.maintenance_start_date,
+            valued.maintenance_end_date
         )) as term_id,
-        netted.license_key,
+        valued.license_key,
         latest_paid.addon_key,
         latest_paid.hosting,
         latest_paid.billing_period,
-        netted.maintenance_start_date as term_start_date,
-        netted.maintenance_end_date as term_end_date,
-        netted.amount,
-        netted.purchase_price,
-        netted.purchase_price <= 0 as is_refunded,
-        case
-            when latest_paid.billing_period = 'Annual' then cast(netted.amount as double) / 12
-            else cast(netted.amount as double)
-        end as monthly_value,
-        netted.paid_lines,
-        netted.refund_lines,
+        latest_paid.tier,
+        latest_paid.partner_name,
+        valued.maintenance_start_date as term_start_date,
+        valued.maintenance_end_date as term_end_date,
+        valued.amount,
+        valued.purchase_price,
+        valued.purchase_price <= 0 as is_refunded,
+        valued.months,
+        -- v2: the term's length in calendar months, whatever its billing period says (a
+        -- two-year term billed Annual is 24); a negative net amount is worth nothing
+        cast(greatest(valued.amount, 0) / valued.months as {{ money() }}) as monthly_value,
+        valued.paid_lines,
+        valued.refund_lines,
         first_paid.sale_date as first_sale_date,
         first_paid.transaction_id as first_transaction_id,
         first_paid.transaction_line_item_id as first_transaction_line_item_id,
         latest_paid.sale_date as latest_sale_date,
         latest_paid.transaction_id as latest_transaction_id,
         latest_paid.transaction_line_item_id as latest_transaction_line_item_id
-    from netted
+    from valued
     inner join latest_paid
         on
-            netted.license_key = latest_paid.license_key
-            and netted.maintenance_start_date = latest_paid.maintenance_start_date
-            and netted.maintenance_end_date = latest_paid.maintenance_end_date
+            valued.license_key = latest_paid.license_key
+            and valued.maintenance_start_date = latest_paid.maintenance_start_date
+            and valued.maintenance_end_date = latest_paid.maintenance_end_date
     inner join first_paid
         on
-            netted.license_key = first_paid.license_key
-            and netted.maintenance_start_date = first_paid.maintenance_start_date
-            and netted.maintenance_end_date = first_paid.maintenance_end_date
+            valued.license_key = first_paid.license_key
+            and valued.maintenance_start_date = first_paid.maintenance_start_date
+            and valued.maintenance_end_date = first_paid.maintenance_end_date
 
 )
 

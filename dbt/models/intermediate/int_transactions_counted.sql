@@ -1,4 +1,7 @@
--- Transaction lines dated on or before as_of_date, classified for the term rules of METRICS.md.
+-- Transaction lines sold on or before as_of_date that can form a term, classified for the term
+-- rules of METRICS.md. A line without both maintenance dates, or whose start is not before its
+-- end, forms no term and nets into none (v2): it is left out here, kept in fct_transactions and
+-- counted by a warn test.
 
 with
 
@@ -23,21 +26,22 @@ classified as (
         transactions.addon_key,
         transactions.hosting,
         transactions.billing_period,
+        transactions.tier,
+        transactions.partner_name,
+        transactions.app_edition,
         transactions.sale_type,
         transactions.sale_date,
         transactions.maintenance_start_date,
         transactions.maintenance_end_date,
         coalesce(transactions.purchase_price, 0) as purchase_price,
         coalesce(transactions.vendor_amount, 0) as vendor_amount,
-        transactions.sale_type in ('New', 'Renewal', 'Upgrade', 'Downgrade')
-        and coalesce(transactions.purchase_price, 0) > 0 as is_paid,
-        transactions.sale_type = 'Refund' as is_refund
+        {{ is_paid_line('transactions.sale_type', 'transactions.purchase_price') }} as is_paid,
+        {{ is_refund_line('transactions.sale_type') }} as is_refund
     from transactions
     cross join as_of
     where
         transactions.sale_date <= as_of.as_of_date
-        and transactions.maintenance_start_date is not null
-        and transactions.maintenance_end_date is not null
+        and transactions.maintenance_start_date < transactions.maintenance_end_date
 
 ),
 

@@ -40,6 +40,12 @@ as_of as (
 
 ),
 
+license_customers as (
+
+    select * from {{ ref('int_license_customers') }}
+
+),
+
 transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other).
@@ -169,6 +175,7 @@ final as (
 
     select
         all_licenses.*,
+        license_customers.customer_key,
         coalesce(term_summary.counted_terms, 0) as counted_terms,
         term_summary.first_term_start_date,
         term_summary.last_term_end_date,
@@ -181,6 +188,7 @@ final as (
     left join term_summary on all_licenses.license_key = term_summary.license_key
     left join evaluation_summary on all_licenses.license_key = evaluation_summary.license_key
     left join current_month on all_licenses.license_key = current_month.license_key
+    left join license_customers on all_licenses.license_key = license_customers.license_key
 
 )
 

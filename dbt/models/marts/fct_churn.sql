@@ -17,7 +17,8 @@ final as (
         opportunities,
         cancellations,
         pending,
-        cancellations / nullif(opportunities, 0) as churn_rate
+        cancellations / nullif(opportunities, 0) as churn_rate,
+        is_complete
     from outcomes
 
 )

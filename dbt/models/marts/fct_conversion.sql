@@ -17,6 +17,7 @@ aggregated as (
         count(*) as evaluations,
         count(*) filter (is_converted) as conversions,
         count(*) filter (is_open) as open_evaluations,
+        count(*) filter (is_returning_customer) as returning_evaluations,
         median(days_to_convert) as median_days_to_convert
     from evaluations
     group by month, addon_key, conversion_type
@@ -33,7 +34,10 @@ final as (
         conversions,
         open_evaluations,
         conversions / nullif(evaluations, 0) as conversion_rate,
-        cast(median_days_to_convert as double) as median_days_to_convert
+        cast(median_days_to_convert as double) as median_days_to_convert,
+        returning_evaluations,
+        -- v2: no evaluation of the row can still convert
+        open_evaluations = 0 as is_complete
     from aggregated
 
 )

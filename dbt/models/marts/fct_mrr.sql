@@ -1,4 +1,4 @@
--- MRR and its movements per app and month, summed over the license months.
+-- MRR, its movements and SaaS rates per app and month, summed over the license months.
 
 with
 
@@ -8,46 +8,76 @@ movements as (
 
 ),
 
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
 aggregated as (
 
     select
         month,
         addon_key,
-        -- fsum: an exact sum whatever order the licenses come in
-        fsum(mrr) as mrr,
-        fsum(prior_month_mrr) as prior_month_mrr,
-        coalesce(fsum(mrr_movement_amount) filter (mrr_movement_type = 'new'), 0) as new_mrr,
-        coalesce(fsum(mrr_movement_amount) filter (mrr_movement_type = 'expansion'), 0)
+        sum(mrr) as mrr,
+        sum(prior_month_mrr) as prior_month_mrr,
+        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'new'), 0) as new_mrr,
+        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'expansion'), 0)
             as expansion_mrr,
-        coalesce(fsum(mrr_movement_amount) filter (mrr_movement_type = 'contraction'), 0)
+        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'contraction'), 0)
             as contraction_mrr,
-        coalesce(fsum(mrr_movement_amount) filter (mrr_movement_type = 'churn'), 0)
+        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'churn'), 0)
             as churned_mrr,
-        coalesce(fsum(mrr_movement_amount) filter (mrr_movement_type = 'reactivation'), 0)
+        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'reactivation'), 0)
             as reactivation_mrr,
-        count(*) filter (mrr > 0) as paying_licenses
+        count(*) filter ({{ has_mrr('mrr') }}) as paying_licenses
     from movements
     group by month, addon_key
+
+),
+
+started as (
+
+    -- Exact rule 7: from the app's first month with MRR > 0 to the month of as_of_date.
+    select *
+    from aggregated
+    qualify month >= min(month) filter ({{ has_mrr('mrr') }}) over (partition by addon_key)
 
 ),
 
 final as (
 
     select
-        month,
-        addon_key,
-        mrr,
-        mrr * 12 as arr,
-        prior_month_mrr,
-        new_mrr,
-        expansion_mrr,
-        contraction_mrr,
-        churned_mrr,
-        reactivation_mrr,
-        new_mrr + expansion_mrr + contraction_mrr + churned_mrr + reactivation_mrr
-            as net_new_mrr,
-        paying_licenses
-    from aggregated
+        started.month,
+        started.addon_key,
+        cast(started.mrr as {{ money() }}) as mrr,
+        cast(started.mrr * 12 as {{ money() }}) as arr,
+        cast(started.prior_month_mrr as {{ money() }}) as prior_month_mrr,
+        cast(started.new_mrr as {{ money() }}) as new_mrr,
+        cast(started.expansion_mrr as {{ money() }}) as expansion_mrr,
+        cast(started.contraction_mrr as {{ money() }}) as contraction_mrr,
+        cast(started.churned_mrr as {{ money() }}) as churned_mrr,
+        cast(started.reactivation_mrr as {{ money() }}) as reactivation_mrr,
+        cast(
+            started.new_mrr + started.expansion_mrr + started.contraction_mrr
+            + started.churned_mrr + started.reactivation_mrr as {{ money() }}
+        ) as net_new_mrr,
+        started.paying_licenses,
+        {{ safe_ratio('-(started.churned_mrr + started.contraction_mrr)', 'started.prior_month_mrr') }}
+            as gross_mrr_churn_rate,
+        {{ safe_ratio(
+            '-(started.churned_mrr + started.contraction_mrr + started.expansion_mrr'
+            ~ ' + started.reactivation_mrr)',
+            'started.prior_month_mrr'
+        ) }} as net_mrr_churn_rate,
+        {{ safe_ratio(
+            'started.new_mrr + started.reactivation_mrr + started.expansion_mrr',
+            '-(started.churned_mrr + started.contraction_mrr)'
+        ) }} as quick_ratio,
+        cast(started.mrr / nullif(started.paying_licenses, 0) as {{ money() }}) as arpa,
+        last_day(started.month) <= as_of.as_of_date as is_complete
+    from started
+    cross join as_of
 
 )
 

@@ -17,7 +17,8 @@ final as (
         opportunities,
         renewals,
         pending,
-        renewals / nullif(opportunities, 0) as renewal_rate
+        renewals / nullif(opportunities, 0) as renewal_rate,
+        is_complete
     from outcomes
 
 )

@@ -48,9 +48,8 @@ classified as (
 
     select
         *,
-        sale_type in ('New', 'Renewal', 'Upgrade', 'Downgrade')
-        and coalesce(purchase_price, 0) > 0 as is_paid,
-        sale_type = 'Refund' as is_refund
+        {{ is_paid_line('sale_type', 'purchase_price') }} as is_paid,
+        {{ is_refund_line('sale_type') }} as is_refund
     from transactions
 
 ),

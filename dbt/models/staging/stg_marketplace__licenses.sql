@@ -57,6 +57,12 @@ renamed as (
             as latest_evaluation_start_date,
         {{ date_or_null(columns, 'upgrade_evaluation_start_date') }}
             as upgrade_evaluation_start_date,
+        {{ text_or_null(columns, 'upgrade_evaluating_edition') }} as upgrade_evaluating_edition,
+
+        -- Cloud migration (cmtDetails): the Server / Data Center license this one migrates
+        {{ text_or_null(columns, 'cmt_details__status') }} as cmt_status,
+        {{ text_or_null(columns, 'cmt_details__related_on_prem_license') }}
+            as related_on_prem_license,
 
         -- parent product
         {{ text_or_null(columns, 'parent_product_name') }} as parent_product_name,

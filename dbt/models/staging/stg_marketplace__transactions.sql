@@ -43,7 +43,11 @@ renamed as (
         {{ text_or_null(columns, 'purchase_details__change_in_billing_period') }} = 'Yes'
             as is_billing_period_changed,
         {{ text_or_null(columns, 'purchase_details__old_billing_period') }} as old_billing_period,
-        {{ text_or_null(columns, 'app_edition') }} as app_edition,
+        -- top-level appEdition, else the one inside purchaseDetails (exact rule 4)
+        coalesce(
+            {{ text_or_null(columns, 'app_edition') }},
+            {{ text_or_null(columns, 'purchase_details__app_edition') }}
+        ) as app_edition,
         {{ text_or_null(columns, 'payment_status') }} as payment_status,
         {{ text_or_null(columns, 'purchase_details__payment_terms') }} as payment_terms,
         coalesce({{ column_or_null(columns, 'is_invoice_manual', 'boolean') }}, false)

@@ -1,6 +1,6 @@
 {#- Fails with every row where the SQL expression is not true (false or null): invariants such as
     "churn_rate + renewal_rate = 1". Restrict the rows with the test's `where` config. -#}
-{% test expression_is_true(model, expression) %}
+{% test expression_is_true(model, expression, column_name=none) %}
 
 with
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, NamedTuple, Protocol
 
 METRICS = ("churn", "renewal", "conversion")
-# Half a cent: MRR is amount / 12, so two equal terms can differ by float noise only.
-MOVEMENT_TOLERANCE = 0.005
+# v2 has no movement tolerance: "MRR > 0" and "a difference" both mean more than this (rule 6).
+EPSILON = 1e-9
 IDENTITY_FIELDS = (
     "licenseId",
     "appEntitlementId",
@@ -34,11 +35,13 @@ class MetricVars:
         grace_days: Days after a term's end within which a new term still counts as a renewal.
         conversion_window_days: Days after an evaluation's end within which a New sale converts.
         amount_basis: `vendor_amount` or `purchase_price`: which amount a term sums.
+        upgrade_trial_days: Length of an edition upgrade trial (its end = start + this).
     """
 
     grace_days: int = 7
     conversion_window_days: int = 30
     amount_basis: str = "vendor_amount"
+    upgrade_trial_days: int = 30
 
 
 # The rules as METRICS.md and dbt's default vars set them.
@@ -85,6 +88,7 @@ class EvaluationRow(NamedTuple):
     days_to_convert: int | None
     conversion_type: str
     is_open: bool
+    is_returning_customer: bool
 
 
 class EventRow(NamedTuple):
@@ -98,13 +102,27 @@ class EventRow(NamedTuple):
     maintenance_end_date: date
 
 
+class CustomerRow(NamedTuple):
+    """One row of `MetricTables.customers` (dim_customers); lists kept as tuples until read."""
+
+    customer_key: str
+    hostings: tuple[str, ...]
+    apps: tuple[str, ...]
+    first_paid_month: date | None
+    first_hosting: str | None
+    current_mrr: float
+    company: str | None
+    country: str | None
+    region: str | None
+
+
 class Spine(NamedTuple):
-    """One license's MRR months: the term valued at each month's snapshot day, or None."""
+    """One license's MRR at each month's snapshot day, from its first month to the as_of month."""
 
     license_key: str
     addon_key: str
     first_month: int  # `month_index` of the first month
-    terms: list[Term | None]
+    mrr: array  # array('d'): one MRR per month
 
 
 @dataclass
@@ -114,7 +132,9 @@ class MetricTables:
     The per-license tables are kept as compact rows (`*_rows`, `spines`) and turned into lists of
     dicts on first access: a large vendor has tens of millions of MRR months, and the server only
     ever needs the aggregates and the events. `events` and `identities` keep what
-    `details_events` needs.
+    `details_events` needs. The v2 tables named after the marts (`customers`, `customer_mrr`,
+    `customer_kpis`, `retention_cohorts`, `retention_cohorts_by_hosting`, `churn_events`,
+    `renewal_book`) are lists of dicts whose keys are the mart's columns.
     """
 
     as_of: date
@@ -122,10 +142,17 @@ class MetricTables:
     renewal: list[dict] = field(default_factory=list)
     conversion: list[dict] = field(default_factory=list)
     mrr: list[dict] = field(default_factory=list)
+    customer_kpis: list[dict] = field(default_factory=list)
+    retention_cohorts: list[dict] = field(default_factory=list)
+    retention_cohorts_by_hosting: list[dict] = field(default_factory=list)
+    churn_events: list[dict] = field(default_factory=list)
+    renewal_book: list[dict] = field(default_factory=list)
     term_rows: list[TermRow] = field(default_factory=list, repr=False)
     opportunity_rows: list[OpportunityRow] = field(default_factory=list, repr=False)
     evaluation_rows: list[EvaluationRow] = field(default_factory=list, repr=False)
     spines: list[Spine] = field(default_factory=list, repr=False)
+    customer_rows: list[CustomerRow] = field(default_factory=list, repr=False)
+    customer_of: dict[str, str] = field(default_factory=dict, repr=False)  # license -> customer
     events: dict[str, list[EventRow]] = field(default_factory=dict, repr=False)
     identities: dict[str, tuple] = field(default_factory=dict, repr=False)
     _dicts: dict[str, list[dict]] = field(default_factory=dict, repr=False, compare=False)
@@ -156,6 +183,45 @@ class MetricTables:
             self._dicts["mrr_movements"] = rows
         return rows
 
+    @property
+    def customers(self) -> list[dict]:
+        """dim_customers: customer_key, hostings, apps, first_paid_month, first_hosting, ..."""
+        rows = self._dicts.get("customers")
+        if rows is None:
+            rows = self._dicts["customers"] = [
+                {**row._asdict(), "hostings": list(row.hostings), "apps": list(row.apps)}
+                for row in self.customer_rows
+            ]
+        return rows
+
+    @property
+    def customer_mrr(self) -> list[dict]:
+        """fct_customer_mrr: month, customer_key, mrr, movement, movement_mrr."""
+        rows = self._dicts.get("customer_mrr")
+        if rows is None:
+            rows = []
+            for customer, first, values in customer_series(
+                self.spines, self.customer_of, month_index(self.as_of)
+            ):
+                prior, had_mrr = 0.0, False
+                for offset, mrr in enumerate(values):
+                    movement = movement_type(mrr, prior, had_mrr)
+                    if mrr > EPSILON or movement != "unchanged":
+                        rows.append(
+                            {
+                                "month": month_start(first + offset),
+                                "customer_key": customer,
+                                "mrr": mrr,
+                                "movement": movement,
+                                "movement_mrr": mrr - prior if movement != "unchanged" else 0.0,
+                            }
+                        )
+                    had_mrr = had_mrr or mrr > EPSILON
+                    prior = mrr
+            rows.sort(key=lambda row: row["month"])  # stable: customers stay in key order
+            self._dicts["customer_mrr"] = rows
+        return rows
+
     def _as_dicts(self, name: str, rows: Sequence[_Row]) -> list[dict]:
         """Turn compact rows into dicts once, and keep them."""
         dicts = self._dicts.get(name)
@@ -178,8 +244,9 @@ class Term:
     purchase_price: float
     is_refunded: bool
     first_paid: tuple  # (saleDate, lineItemId, txId) of the earliest paid transaction
-    monthly: float  # its MRR: amount / 12 for Annual, amount for Monthly
-    units: int  # the same in twelfths of a cent, so that app totals add up exactly
+    monthly: float  # its monthly value: max(amount, 0) / months(start, end)
+    latest_line: tuple = ()  # the latest paid line itself (tier and partner of churn events)
+    grace_end: date | None = None  # end + grace_days when grace applies to it in MRR
 
 
 def month_index(day: date) -> int:
@@ -197,22 +264,49 @@ def month_end(index: int) -> date:
     return month_start(index + 1) - timedelta(days=1)
 
 
+def add_months(day: date, months: int) -> date:
+    """Return `day` plus whole months, clamped to the month's last day (Jan 31 + 1 = Feb 28)."""
+    index = month_index(day) + months
+    return min(month_start(index) + timedelta(days=day.day - 1), month_end(index))
+
+
+def months_between(start: date, end: date) -> float:
+    """METRICS.md months(start, end): whole calendar months plus a fraction of the next one.
+
+    Args:
+        start: The first day.
+        end: The end (exclusive), after `start`.
+
+    Returns:
+        m + days(start + m months, end) / days(start + m months, start + (m + 1) months), m the
+        largest whole number of months with start + m months <= end.
+    """
+    whole = month_index(end) - month_index(start)
+    while whole > 0 and add_months(start, whole) > end:
+        whole -= 1
+    base = add_months(start, whole)
+    if base == end:
+        return float(whole)
+    following = add_months(start, whole + 1)
+    return whole + (end - base).days / (following - base).days
+
+
 def identity(record: Mapping[str, Any]) -> tuple:
     """Keep the fields of a license or transaction record that a details event shows."""
     return tuple(record.get(name) for name in IDENTITY_FIELDS)
 
 
 def movement_type(mrr: float, prior: float, had_mrr: bool) -> str:
-    """Classify one license's move from the prior month's MRR to this month's."""
-    if mrr > 0 and prior > 0:
-        if mrr - prior > MOVEMENT_TOLERANCE:
+    """Classify one license's (or customer's) move from the prior month's MRR to this month's."""
+    if mrr > EPSILON and prior > EPSILON:
+        if mrr - prior > EPSILON:
             return "expansion"
-        if mrr - prior < -MOVEMENT_TOLERANCE:
+        if mrr - prior < -EPSILON:
             return "contraction"
         return "unchanged"
-    if mrr > 0:
+    if mrr > EPSILON:
         return "reactivation" if had_mrr else "new"
-    if prior > 0:
+    if prior > EPSILON:
         return "churn"
     return "unchanged"
 
@@ -221,8 +315,7 @@ def movement_rows(spine: Spine) -> Iterator[dict]:
     """Yield the mrr_movements rows of one license."""
     prior = 0.0
     had_mrr = False
-    for offset, term in enumerate(spine.terms):
-        mrr = term.monthly if term is not None else 0.0
+    for offset, mrr in enumerate(spine.mrr):
         yield {
             "month": month_start(spine.first_month + offset),
             "license_key": spine.license_key,
@@ -232,5 +325,29 @@ def movement_rows(spine: Spine) -> Iterator[dict]:
             "movement_type": movement_type(mrr, prior, had_mrr),
             "movement_amount": mrr - prior,
         }
-        had_mrr = had_mrr or mrr > 0
+        had_mrr = had_mrr or mrr > EPSILON
         prior = mrr
+
+
+def customer_series(
+    spines: Iterable[Spine], customer_of: Mapping[str, str], last_month: int
+) -> Iterator[tuple[str, int, array]]:
+    """Yield (customer_key, first month, MRR per month to `last_month`) by customer_key.
+
+    A customer's MRR is the sum of its licenses' MRR, all apps and hostings (METRICS.md v2).
+    """
+    members: dict[str, list[Spine]] = {}
+    for spine in spines:
+        members.setdefault(customer_of.get(spine.license_key, spine.license_key), []).append(spine)
+    for customer in sorted(members):
+        group = members.pop(customer)
+        if len(group) == 1:
+            yield customer, group[0].first_month, group[0].mrr  # most customers: one license
+            continue
+        first = min(s.first_month for s in group)
+        values = array("d", bytes(8 * (last_month + 1 - first)))
+        for s in group:
+            offset = s.first_month - first
+            for i, mrr in enumerate(s.mrr):
+                values[offset + i] += mrr
+        yield customer, first, values

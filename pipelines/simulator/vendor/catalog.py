@@ -46,6 +46,18 @@ MONTHLY, ANNUAL = 0, 1
 # Discount and transaction flags (bit set in a transaction tuple).
 F_EXPERT, F_LOYALTY, F_PROMO, F_MANUAL = 1, 2, 4, 8
 F_SWITCH, F_NET30, F_FULL_REFUND = 16, 32, 64
+# v2: a line sold after an edition upgrade trial started shows appEdition (Advanced once bought).
+F_EDITIONED, F_ADVANCED = 128, 256
+# v2 story features are decided by bits of a hash of the customer, not by the story's RNG, so
+# every story that does not show one draws (and renders) exactly what it did before.
+TWO_YEAR_PERCENT = 25  # of Data Center licenses: two-year terms billed Annual
+LATE_START_PERCENT = 50  # of renewals due in a month's last 5 days: start after the month end
+DRIFT_PERCENT = 10  # of renewals: a list price a few cents off (cent-level drift)
+ZERO_LENGTH_PERCENT = 3  # of Cloud renewals: a paid line whose start equals its end
+EDITION_TRIAL_PERCENT = 50  # of upgrade evaluations: an edition trial (the rest re-evaluate)
+MIGRATION_PERCENT = 35  # of Timesheets Server / DC licenses that stop: moved to Cloud (CMT)
+CROSS_SELL_PERCENT = 40  # of second apps on a Cloud site: bought at the first renewal
+EDITION_PRICE_PERCENT = 150  # Advanced costs this much of Standard
 
 
 CLOUD_TIERS = (10, 10, 15, 25, 25, 50, 50, 100, 100, 250, 500, 593, 1000, 1200)
@@ -186,8 +198,19 @@ def add_months(day: int, months: int) -> int:
     return (date(year, month, min(d.day, last)) - EPOCH).days
 
 
-def term_end(day: int, billing: int) -> int:
-    return add_months(day, 1 if billing == MONTHLY else 12)
+def term_end(day: int, billing: int, years: int = 1) -> int:
+    return add_months(day, 1 if billing == MONTHLY else 12 * years)
+
+
+def days_to_month_end(day: int) -> int:
+    """Days from `day` to the last day of its month (0 on the last day)."""
+    d = EPOCH + timedelta(days=day)
+    return (date(d.year + d.month // 12, d.month % 12 + 1, 1) - d).days - 1
+
+
+def percent(bits: int, salt: int) -> int:
+    """A number in 0..99 drawn from a customer's hash bits and a salt (no RNG state used)."""
+    return mix64(bits ^ salt) % 100
 
 
 def mix64(x: int) -> int:

@@ -21,6 +21,8 @@ from pipelines.simulator.vendor.catalog import (
     DC_ENTITLEMENT_DAY,
     EPOCH,
     EVALUATION,
+    F_ADVANCED,
+    F_EDITIONED,
     F_NET30,
     F_SWITCH,
     FEEDBACK_TYPES,
@@ -46,6 +48,8 @@ from pipelines.simulator.vendor.catalog import (
 from pipelines.simulator.vendor.stories import (
     EV_CONTACT,
     EV_CONVERT,
+    EV_EDITION_BOUGHT,
+    EV_EDITION_TRIAL,
     EV_ENTNUM,
     EV_EVAL,
     EV_PAID,
@@ -60,6 +64,7 @@ from pipelines.simulator.vendor.stories import (
     L_HOST,
     L_NO,
     L_PARTNER,
+    L_RELATED,
     L_SALT,
     L_START,
     L_TXS,
@@ -150,6 +155,7 @@ class Renderer:
         ins: tuple[int, int, int] | None = None
         in_eval = False
         saved_ms = ms
+        trial, advanced = -1, False
         for d, code, a, b in rec[L_EVENTS]:
             if d > day:
                 break
@@ -173,6 +179,10 @@ class Renderer:
                 contact = a
             elif code == EV_ENTNUM:
                 entnum = 1
+            elif code == EV_EDITION_TRIAL:
+                trial = a
+            elif code == EV_EDITION_BOUGHT:
+                advanced = True
         users = rec[L_USERS]
         for t in rec[L_TXS]:
             if t[T_SALE] > day:
@@ -181,7 +191,7 @@ class Renderer:
                 users = t[T_USERS]
                 if t[T_SALE] > last:
                     last = t[T_SALE]
-                if not in_eval:
+                if not in_eval and t[T_ME] > t[T_MS]:
                     me = t[T_ME]
         hosting = rec[L_HOST]
         out: dict[str, Any] = self.ids(rec)
@@ -192,12 +202,23 @@ class Renderer:
                 f"site{rec[L_CUST] % 100_000:05d}-{rec[L_NO] // 2}.atlassian.net"
             )
         out["hosting"] = HOSTINGS[hosting]
+        if trial >= 0:
+            out["appEdition"] = "Advanced" if advanced else "Standard"
+            out["upgradeEvaluationStartDate"] = iso(trial)
+            out["upgradeEvaluatingEdition"] = "Advanced"
         out["lastUpdated"] = iso(last)
         out["licenseType"] = LICENSE_TYPES[ltype]
         out["maintenanceStartDate"] = iso(ms)
         out["maintenanceEndDate"] = iso(me)
         out["status"] = STATUSES[status]
         out["tier"] = tier_name(-1 if flap else users)
+        if rec[L_RELATED] >= 0:
+            # A migration: the Cloud license names the Server / Data Center one it replaces.
+            bought = any(t[T_SALE] <= day and t[T_PRICE] > 0 for t in rec[L_TXS])
+            out["cmtDetails"] = {
+                "status": "converted" if bought else "active",
+                "relatedOnPremLicense": f"SEN-{30_000_000 + rec[L_RELATED]}",
+            }
         contact_details = self.customer(rec, day)
         if contact:
             name, handle = PEOPLE[(rec[L_CUST] >> 50) % len(PEOPLE)]
@@ -259,6 +280,8 @@ class Renderer:
             "transactionLineItemId": str(t[T_LINE]),
         }
         out |= ids
+        if t[T_FLAGS] & F_EDITIONED:
+            out["appEdition"] = "Advanced" if t[T_FLAGS] & F_ADVANCED else "Standard"
         if hosting == DC and t[T_SALE] >= DC_ENTITLEMENT_DAY:
             out["appEntitlementNumber"] = f"E-{4_000_000 + rec[L_NO]}"
         last = t[T_SALE]

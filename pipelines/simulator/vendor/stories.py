@@ -14,10 +14,16 @@ from pipelines.simulator.vendor.catalog import (
     CLOUD_APPS,
     CLOUD_TIERS,
     COMMERCIAL,
+    CROSS_SELL_PERCENT,
     DC,
     DC_ENTITLEMENT_DAY,
     DOWNGRADE,
+    DRIFT_PERCENT,
+    EDITION_PRICE_PERCENT,
+    EDITION_TRIAL_PERCENT,
     EVAL_DAYS,
+    F_ADVANCED,
+    F_EDITIONED,
     F_EXPERT,
     F_FULL_REFUND,
     F_LOYALTY,
@@ -26,6 +32,8 @@ from pipelines.simulator.vendor.catalog import (
     F_PROMO,
     F_SWITCH,
     INACTIVE,
+    LATE_START_PERCENT,
+    MIGRATION_PERCENT,
     MONTHLY,
     NEW,
     ONPREM_APPS,
@@ -36,8 +44,13 @@ from pipelines.simulator.vendor.catalog import (
     RENEWAL,
     SERVER,
     SERVER_END,
+    TWO_YEAR_PERCENT,
     UPGRADE,
+    ZERO_LENGTH_PERCENT,
+    days_to_month_end,
     list_price_cents,
+    mix64,
+    percent,
     sale_amounts,
     term_end,
 )
@@ -49,6 +62,8 @@ T_PRICE, T_VENDOR, T_FLAGS, T_ORIG_K, T_ORIG_SALE, T_REWRITE, T_REFUNDED, T_LTYP
 # License event codes: (day, code, a, b).
 EV_EVAL, EV_PAID, EV_STATUS, EV_CONVERT, EV_UPG_EVAL, EV_UPG_END = range(6)
 EV_TIER_FLAP, EV_CONTACT, EV_ENTNUM = 6, 7, 8
+# v2: an edition upgrade trial starts (a = start); the tried edition is bought (a = trial start).
+EV_EDITION_TRIAL, EV_EDITION_BOUGHT = 9, 10
 
 # License tuple slots.
 (
@@ -64,7 +79,10 @@ EV_TIER_FLAP, EV_CONTACT, EV_ENTNUM = 6, 7, 8
     L_TXS,
     L_FEEDBACK,
     L_ATTRIB,
-) = range(12)
+    L_RELATED,
+) = range(13)
+# L_RELATED: the license number a Cloud migration came from; else one of these.
+ORIGINAL, CROSS_SELL = -1, -2
 
 
 class _Story:
@@ -126,12 +144,32 @@ class _Story:
         return full
 
 
-def _draw_cloud(st: _Story, app: int, start: int, users: int, partner: int) -> int:
-    """Draw a Cloud license's evaluation, conversion and subscription; return the initial users."""
+def _renewal_start(te: int, bits: int) -> int:
+    """The day a renewal of a term ending at `te` starts: `te`, or past the month end (in grace)."""
+    gap = days_to_month_end(te)
+    if gap < 5 and percent(bits, te) < LATE_START_PERCENT:
+        return te + gap + 1 + (bits >> 7) % 2  # 1..7 days late, always into the next month
+    return te
+
+
+def _drifted(lst: int, bits: int, day: int) -> int:
+    """A list price a few cents off, sometimes (prices drift by rounding in the live API)."""
+    if lst > 0 and percent(bits, day ^ 0xD81F7) < DRIFT_PERCENT:
+        return lst + (mix64(bits ^ day) % 7) - 3
+    return lst
+
+
+def _draw_cloud(
+    st: _Story, app: int, start: int, users: int, partner: int, bits: int = 0, direct: bool = False
+) -> int:
+    """Draw a Cloud license's evaluation, conversion and subscription; return the initial users.
+
+    `bits` (a hash of the customer) decides the v2 features; `direct` skips the evaluation.
+    """
     rng = st.rng
     ev = st.events
     hz = st.horizon
-    direct = rng.random() < 0.08
+    direct = rng.random() < 0.08 or direct
     if direct:
         conv = start
         ev.append((start, EV_PAID, COMMERCIAL, start))
@@ -170,9 +208,10 @@ def _draw_cloud(st: _Story, app: int, start: int, users: int, partner: int) -> i
         ev.append((row[T_REFUNDED], EV_STATUS, CANCELLED, 0))
         return users
     upgrade_eval_done = False
+    edition = 0  # F_EDITIONED once an edition trial started, | F_ADVANCED once bought
     p_cancel = 0.13 if billing == MONTHLY else 0.2
     while True:
-        pflags = F_EXPERT if partner >= 0 else 0
+        pflags = (F_EXPERT if partner >= 0 else 0) | edition
         span = te - ts
         x = rng.random()
         if x < (0.06 if billing == MONTHLY else 0.25) and span > 3:
@@ -195,6 +234,26 @@ def _draw_cloud(st: _Story, app: int, start: int, users: int, partner: int) -> i
             elif billing == ANNUAL and y < 0.45 and not upgrade_eval_done and te - u > 80:
                 upgrade_eval_done = True
                 r_end = u + EVAL_DAYS
+                if percent(bits, u) < EDITION_TRIAL_PERCENT:
+                    # v2: an edition upgrade trial; bought through an Upgrade line of the edition.
+                    ev.append((u, EV_EDITION_TRIAL, u, 0))
+                    edition = F_EDITIONED
+                    if rng.random() < 0.5:
+                        c2 = u + 1 + int(rng.random() * 35)
+                        if c2 > hz:
+                            break
+                        ev.append((c2, EV_EDITION_BOUGHT, u, 0))
+                        edition = F_EDITIONED | F_ADVANCED
+                        ts, te = c2, term_end(c2, ANNUAL)
+                        lst = list_price_cents(app, CLOUD, users, ANNUAL)
+                        lst = lst * EDITION_PRICE_PERCENT // 100
+                        fl = pflags | edition
+                        row = st.tx(c2, UPGRADE, ts, te, ANNUAL, users, users, lst, fl, CLOUD, 1)
+                        if st.maybe_refund(row, CLOUD):
+                            ev.append((row[T_REFUNDED], EV_STATUS, CANCELLED, 0))
+                            return users
+                        continue
+                    continue
                 ev.append((u, EV_UPG_EVAL, u, r_end))
                 if rng.random() < 0.5:
                     c2 = u + 1 + int(rng.random() * 35)
@@ -246,20 +305,31 @@ def _draw_cloud(st: _Story, app: int, start: int, users: int, partner: int) -> i
             ts = sale
         else:
             sale = te + int(rng.random() * 7) - 3
-            ts = te
+            ts = _renewal_start(te, bits)
         te = term_end(ts, billing)
         if billing == ANNUAL and rng.random() < 0.15:
             pflags |= F_LOYALTY
-        lst = list_price_cents(app, CLOUD, users, billing)
+        lst = _drifted(list_price_cents(app, CLOUD, users, billing), bits, ts)
+        if edition & F_ADVANCED:
+            lst = lst * EDITION_PRICE_PERCENT // 100
         row = st.tx(sale, RENEWAL, ts, te, billing, users, -1, lst, pflags, CLOUD, COMMERCIAL)
         if st.maybe_refund(row, CLOUD):
             ev.append((row[T_REFUNDED], EV_STATUS, CANCELLED, 0))
             break
+        if lst > 0 and percent(bits, ts ^ 0x2E50) < ZERO_LENGTH_PERCENT:
+            # A paid line whose start equals its end: it forms no term (METRICS.md v2).
+            st.tx(sale, UPGRADE, ts, ts, billing, users, users, 300, pflags, CLOUD, COMMERCIAL)
     return users
 
 
-def _draw_onprem(st: _Story, app: int, hosting: int, start: int, users: int, partner: int) -> None:
-    """Draw a Server or Data Center license: an evaluation, a free licence or annual maintenance."""
+def _draw_onprem(
+    st: _Story, app: int, hosting: int, start: int, users: int, partner: int, bits: int = 0
+) -> int:
+    """Draw a Server or Data Center license: an evaluation, a free licence or annual maintenance.
+
+    Returns:
+        The day its customer moved to Cloud (a migration), or -1.
+    """
     rng = st.rng
     ev = st.events
     hz = st.horizon
@@ -268,20 +338,22 @@ def _draw_onprem(st: _Story, app: int, hosting: int, start: int, users: int, par
         ev.append((start, EV_EVAL, start, start + EVAL_DAYS))
         if start + EVAL_DAYS <= hz:
             ev.append((start + EVAL_DAYS, EV_STATUS, INACTIVE, 0))
-        return
+        return -1
     ltype = COMMERCIAL if x < 0.9 else 2 + int(rng.random() * 3)
     ev.append((start, EV_PAID, ltype, start))
-    ts, te = start, term_end(start, ANNUAL)
+    # v2: some Data Center licenses buy two years at a time, billed "Annual".
+    years = 2 if hosting == DC and percent(bits, 0x2EA5) < TWO_YEAR_PERCENT else 1
+    ts, te = start, term_end(start, ANNUAL, years)
     flags = F_EXPERT if partner >= 0 and ltype == COMMERCIAL else 0
     if ltype == COMMERCIAL and rng.random() < 0.05:
         flags |= F_MANUAL
     if ltype == COMMERCIAL and rng.random() < 0.2:
         flags |= F_NET30
-    lst = list_price_cents(app, hosting, users, ANNUAL) if ltype == COMMERCIAL else 0
+    lst = list_price_cents(app, hosting, users, ANNUAL) * years if ltype == COMMERCIAL else 0
     row = st.tx(start, NEW, ts, te, ANNUAL, users, -1, lst, flags, hosting, ltype)
     if st.maybe_refund(row, hosting):
         ev.append((row[T_REFUNDED], EV_STATUS, CANCELLED, 0))
-        return
+        return -1
     while te <= hz:
         y = rng.random()
         stop = hosting == SERVER and te > SERVER_END
@@ -289,27 +361,32 @@ def _draw_onprem(st: _Story, app: int, hosting: int, start: int, users: int, par
             ev.append((te, EV_STATUS, INACTIVE, 0))
             if rng.random() < 0.1:
                 _feedback(st, te, 1)
-            return
+            migrates = ltype == COMMERCIAL and app in CLOUD_APPS
+            if migrates and percent(bits, 0x313) < MIGRATION_PERCENT:
+                return te - 14  # the Cloud trial starts two weeks before maintenance ends
+            return -1
         if y < 0.19:
             # Lapses, then comes back with a new year from the renewal day.
             sale = te + 30 + int(rng.random() * 170)
             if hosting == SERVER and sale > SERVER_END:
                 ev.append((te, EV_STATUS, INACTIVE, 0))
-                return
+                return -1
             ev.append((te, EV_STATUS, INACTIVE, 0))
             if sale > hz:
-                return
+                return -1
             ev.append((sale, EV_STATUS, ACTIVE, 0))
             ts = sale
         else:
             sale = te - int(rng.random() * 8)
-            ts = te
-        te = term_end(ts, ANNUAL)
-        lst = list_price_cents(app, hosting, users, ANNUAL) if ltype == COMMERCIAL else 0
+            ts = _renewal_start(te, bits)
+        te = term_end(ts, ANNUAL, years)
+        lst = list_price_cents(app, hosting, users, ANNUAL) * years if ltype == COMMERCIAL else 0
+        lst = _drifted(lst, bits, ts)
         row = st.tx(sale, RENEWAL, ts, te, ANNUAL, users, -1, lst, flags, hosting, ltype)
         if st.maybe_refund(row, hosting):
             ev.append((row[T_REFUNDED], EV_STATUS, CANCELLED, 0))
-            return
+            return -1
+    return -1
 
 
 def _feedback(st: _Story, day: int, kind: int) -> None:
@@ -364,10 +441,12 @@ def draw_story(rng: random.Random, i: int, start: int, horizon: int) -> list[tup
             t = start * 86400 - 1 - int(rng.random() * (30 * 86400 - 1))
             st.attrib.append((t // 86400, t, rng.getrandbits(32)))
         st.attrib.sort()
+    bits = mix64(cust ^ 0xB175)
+    migration = -1
     if hosting == CLOUD:
-        _draw_cloud(st, app, start, users, partner)
+        _draw_cloud(st, app, start, users, partner, bits)
     else:
-        _draw_onprem(st, app, hosting, start, users, partner)
+        migration = _draw_onprem(st, app, hosting, start, users, partner, bits)
     ev = st.events
     if ev[0][1] != EV_EVAL:
         st.attrib.clear()  # bought outright: no evaluation to attribute
@@ -387,10 +466,41 @@ def draw_story(rng: random.Random, i: int, start: int, horizon: int) -> list[tup
     events = tuple(ev)
     no = 2 * i
     attrib = tuple(st.attrib)
+    fb = tuple(st.fb)
     lics = [
-        (no, app, hosting, salt, cust, start, users, partner, events, txs, tuple(st.fb), attrib)
+        (no, app, hosting, salt, cust, start, users, partner, events, txs, fb, attrib, ORIGINAL)
     ]
-    if companion >= 0:
+    if companion >= 0 and percent(bits, 0xC055) < CROSS_SELL_PERCENT:
+        # v2 cross-sell: the second app is bought on the same site at the first renewal.
+        first = next((t for t in txs if t[T_TYPE] == RENEWAL and t[T_PRICE] > 0), None)
+        if first is not None:
+            day = first[T_SALE]
+            sold = [t for t in txs if t[T_TYPE] != REFUND and t[T_SALE] >= day]
+            ks = {t[T_K] for t in sold}
+            kept = [t for t in txs if t in sold or (t[T_TYPE] == REFUND and t[T_ORIG_K] in ks)]
+            rows = [list(t) for t in kept]
+            rows[0][T_TYPE] = NEW
+            ctxs = _companion_txs(tuple(tuple(r) for r in rows), app, companion)
+            later = [e for e in events if e[0] > day and e[1] in (EV_STATUS, EV_TIER_FLAP)]
+            xevents = ((day, EV_PAID, COMMERCIAL, day), *later)
+            lics.append(
+                (
+                    no + 1,
+                    companion,
+                    CLOUD,
+                    salt ^ 2,
+                    cust,
+                    day,
+                    users,
+                    partner,
+                    xevents,
+                    ctxs,
+                    (),
+                    (),
+                    CROSS_SELL,
+                )
+            )
+    elif companion >= 0:
         # Same cart: the companion app's lines share the primary's transactionIds.
         ctxs = _companion_txs(txs, app, companion)
         lics.append(
@@ -407,6 +517,32 @@ def draw_story(rng: random.Random, i: int, start: int, horizon: int) -> list[tup
                 ctxs,
                 (),
                 (),
+                ORIGINAL,
+            )
+        )
+    if 0 <= migration <= hz:
+        # v2: the customer moves to Cloud (a CMT trial, then maybe a purchase) on a new license.
+        mst = _Story(random.Random(mix64(cust ^ 0x5EC0D)), hz)
+        mst.k = 5000  # its transactionIds never meet the on-prem license's
+        musers = CLOUD_TIERS[4 + bits % (len(CLOUD_TIERS) - 4)]
+        _draw_cloud(mst, app, migration, musers, partner, bits)
+        mst.events.sort(key=_day_key)
+        mst.txs.sort(key=_sale_k_key)
+        lics.append(
+            (
+                no + 1,
+                app,
+                CLOUD,
+                (salt ^ 4) & ~1,
+                cust,
+                migration,
+                musers,
+                partner,
+                tuple(mst.events),
+                tuple(tuple(t) for t in mst.txs),
+                tuple(mst.fb),
+                (),
+                no,
             )
         )
     return lics

@@ -29,8 +29,10 @@ from pipelines.simulator.vendor.render import Renderer
 from pipelines.simulator.vendor.stories import (
     L_ATTRIB,
     L_FEEDBACK,
+    L_RELATED,
     L_START,
     L_TXS,
+    ORIGINAL,
     T_SALE,
     draw_story,
 )
@@ -98,6 +100,8 @@ class SyntheticVendor:
         y2018, y2019 = (date(2018, 1, 1) - EPOCH).days, (date(2019, 1, 1) - EPOCH).days
         sticky: list[str] = []
         for lic in self._licenses:
+            if lic[L_RELATED] != ORIGINAL:
+                continue  # a v2 cross-sell or migration: not where its story starts
             if lic[L_START] >= y2019 or len(sticky) == 3:
                 break
             if lic[L_START] >= y2018:

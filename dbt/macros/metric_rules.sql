@@ -1,0 +1,99 @@
+{#- The rules of METRICS.md (contract v2) that more than one model applies, written once. -#}
+
+{% macro money() -%}
+    {#- Amounts in marts: DECIMAL, so that sums of movements are exact. Eighteen decimals: the
+        rounding of amount / months (<= 5e-19) stays far below the contract's 1e-9 threshold and
+        does not show in the rates either: with eight, a month whose only churn was a cent of
+        drift (0.01 / 12) had a quick_ratio 4e-6 off the exact one. 20 integer digits: any
+        vendor's sums. -#}
+    decimal(38, 18)
+{%- endmacro %}
+
+
+{% macro add_months(day, months) -%}
+    {#- day + n calendar months, clamped to the month's last day (Jan 31 + 1 month = Feb 28/29). -#}
+    cast({{ day }} + to_months(cast({{ months }} as integer)) as date)
+{%- endmacro %}
+
+
+{% macro whole_months(start_date, end_date) -%}
+    {#- The greatest m with start + m months <= end. date_diff counts month boundaries, which
+        overshoots by one when the end's day of month falls before the start's. -#}
+    (
+        date_diff('month', {{ start_date }}, {{ end_date }})
+        - case
+            when {{ add_months(start_date, "date_diff('month', " ~ start_date ~ ", " ~ end_date ~ ")") }}
+                > {{ end_date }}
+                then 1
+            else 0
+        end
+    )
+{%- endmacro %}
+
+
+{% macro months_between(start_date, end_date) -%}
+    {#- METRICS.md "Term length": whole calendar months, plus the days left over as a fraction of
+        the calendar month that follows. Annual = 12, Monthly = 1, Jul 1 -> Jan 1 = 6. -#}
+    {%- set m = whole_months(start_date, end_date) -%}
+    cast(
+        {{ m }}
+        + ({{ end_date }} - {{ add_months(start_date, m) }})
+        / ({{ add_months(start_date, m ~ ' + 1') }} - {{ add_months(start_date, m) }})
+        as double
+    )
+{%- endmacro %}
+
+
+{% macro latest_paid_first(prefix='') -%}
+    {#- METRICS.md exact rule 2, the one tie rule: the latest paid line is the greatest
+        (saleDate, transactionLineItemId, transactionId), the ids compared as text. -#}
+    {{ prefix }}sale_date desc,
+    cast({{ prefix }}transaction_line_item_id as varchar) desc,
+    cast({{ prefix }}transaction_id as varchar) desc
+{%- endmacro %}
+
+
+{% macro earliest_paid_first(prefix='') -%}
+    {#- The same order reversed: the line sold first. -#}
+    {{ prefix }}sale_date asc,
+    cast({{ prefix }}transaction_line_item_id as varchar) asc,
+    cast({{ prefix }}transaction_id as varchar) asc
+{%- endmacro %}
+
+
+{% macro has_mrr(value) -%}
+    {#- "MRR > 0" means MRR > 1e-9 (exact rule 6). -#}
+    ({{ value }} > 1e-9)
+{%- endmacro %}
+
+
+{% macro mrr_movement(mrr, prior_mrr, had_mrr_before) -%}
+    {#- METRICS.md movements, no tolerance: any difference over 1e-9 is a movement, so a month's
+        movements add up exactly to closing minus opening MRR. -#}
+    case
+        when {{ has_mrr(mrr) }} and {{ has_mrr(prior_mrr) }} and {{ mrr }} - {{ prior_mrr }} > 1e-9
+            then 'expansion'
+        when {{ has_mrr(mrr) }} and {{ has_mrr(prior_mrr) }} and {{ prior_mrr }} - {{ mrr }} > 1e-9
+            then 'contraction'
+        when {{ has_mrr(mrr) }} and {{ has_mrr(prior_mrr) }} then 'unchanged'
+        when {{ has_mrr(mrr) }} and {{ had_mrr_before }} then 'reactivation'
+        when {{ has_mrr(mrr) }} then 'new'
+        when {{ has_mrr(prior_mrr) }} then 'churn'
+        else 'unchanged'
+    end
+{%- endmacro %}
+
+
+{% macro safe_ratio(numerator, denominator) -%}
+    {#- A rate as a fraction, null on a zero denominator (exact rule 12). -#}
+    cast({{ numerator }} as double) / nullif(cast({{ denominator }} as double), 0)
+{%- endmacro %}
+
+
+{% macro retention_rates(relation_alias) -%}
+    {#- METRICS.md "Retention cohorts": NRR, GRR and logo retention of summed cohort figures. -#}
+    {{ safe_ratio(relation_alias ~ '.mrr', relation_alias ~ '.starting_mrr') }} as nrr,
+    {{ safe_ratio(relation_alias ~ '.retained_mrr', relation_alias ~ '.starting_mrr') }} as grr,
+    {{ safe_ratio(relation_alias ~ '.active_customers', relation_alias ~ '.customers') }}
+        as logo_retention
+{%- endmacro %}

@@ -1,0 +1,126 @@
+-- Every customer (a Cloud site, a Server / Data Center instance, else a lone license) with its
+-- hostings, apps, first paid month, first hosting and current MRR.
+
+with
+
+license_customers as (
+
+    select * from {{ ref('int_license_customers') }}
+
+),
+
+terms as (
+
+    select * from {{ ref('int_terms_netted') }}
+    where not is_refunded
+
+),
+
+customer_months as (
+
+    select * from {{ ref('int_customer_months_valued') }}
+
+),
+
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+first_terms as (
+
+    select
+        license_key,
+        min(term_start_date) as first_term_start_date
+    from terms
+    group by license_key
+
+),
+
+first_hostings as (
+
+    -- Exact rule 8: the hosting of the license whose first counted term starts earliest (ties:
+    -- the smallest license_key).
+    select
+        license_customers.customer_key,
+        license_customers.hosting as first_hosting
+    from license_customers
+    inner join first_terms on license_customers.license_key = first_terms.license_key
+    qualify row_number() over (
+        partition by license_customers.customer_key
+        order by first_terms.first_term_start_date asc, license_customers.license_key asc
+    ) = 1
+
+),
+
+contacts as (
+
+    -- The company of the most recently updated license record names the customer.
+    select
+        customer_key,
+        company,
+        country,
+        region
+    from license_customers
+    qualify row_number() over (
+        partition by customer_key
+        order by has_license_record desc, last_updated_date desc nulls last, license_key asc
+    ) = 1
+
+),
+
+summed as (
+
+    select
+        customer_key,
+        list_sort(list(distinct hosting) filter (hosting is not null)) as hostings,
+        list_sort(list(distinct addon_key) filter (addon_key is not null)) as apps,
+        count(*) as licenses,
+        count(*) filter (is_migrated) as migrated_licenses
+    from license_customers
+    group by customer_key
+
+),
+
+paid_months as (
+
+    select
+        customer_months.customer_key,
+        min(customer_months.month) filter ({{ has_mrr('customer_months.mrr') }})
+            as first_paid_month,
+        coalesce(
+            max(customer_months.mrr) filter (
+                customer_months.month = date_trunc('month', as_of.as_of_date)
+            ),
+            0
+        ) as current_mrr
+    from customer_months
+    cross join as_of
+    group by customer_months.customer_key
+
+),
+
+final as (
+
+    select
+        summed.customer_key,
+        summed.hostings,
+        summed.apps,
+        paid_months.first_paid_month,
+        first_hostings.first_hosting,
+        cast(coalesce(paid_months.current_mrr, 0) as {{ money() }}) as current_mrr,
+        contacts.company,
+        contacts.country,
+        contacts.region,
+        summed.licenses,
+        summed.migrated_licenses,
+        {{ has_mrr('coalesce(paid_months.current_mrr, 0)') }} as is_paying
+    from summed
+    left join first_hostings on summed.customer_key = first_hostings.customer_key
+    left join contacts on summed.customer_key = contacts.customer_key
+    left join paid_months on summed.customer_key = paid_months.customer_key
+
+)
+
+select * from final

@@ -1,0 +1,66 @@
+-- Vendor-wide SaaS figures per month on the customer grain: paying customers, MRR and its
+-- movements, logo churn and ARPA, from the first month with MRR > 0 to the month of as_of_date.
+
+with
+
+customer_months as (
+
+    select * from {{ ref('int_customer_months_valued') }}
+
+),
+
+as_of as (
+
+    select as_of_date from {{ ref('int_as_of_date') }}
+
+),
+
+aggregated as (
+
+    select
+        month,
+        count(*) filter ({{ has_mrr('mrr') }}) as paying_customers,
+        count(*) filter ({{ has_mrr('prior_month_mrr') }}) as opening_paying_customers,
+        count(*) filter (movement = 'churn') as churned_customers,
+        sum(mrr) as mrr,
+        coalesce(sum(movement_mrr) filter (movement = 'new'), 0) as new_mrr,
+        coalesce(sum(movement_mrr) filter (movement = 'expansion'), 0) as expansion_mrr,
+        coalesce(sum(movement_mrr) filter (movement = 'contraction'), 0) as contraction_mrr,
+        coalesce(sum(movement_mrr) filter (movement = 'churn'), 0) as churned_mrr,
+        coalesce(sum(movement_mrr) filter (movement = 'reactivation'), 0) as reactivation_mrr
+    from customer_months
+    group by month
+
+),
+
+started as (
+
+    select *
+    from aggregated
+    qualify month >= min(month) filter (paying_customers > 0) over ()
+
+),
+
+final as (
+
+    select
+        started.month,
+        started.paying_customers,
+        cast(started.mrr as {{ money() }}) as mrr,
+        cast(started.new_mrr as {{ money() }}) as new_mrr,
+        cast(started.expansion_mrr as {{ money() }}) as expansion_mrr,
+        cast(started.contraction_mrr as {{ money() }}) as contraction_mrr,
+        cast(started.churned_mrr as {{ money() }}) as churned_mrr,
+        cast(started.reactivation_mrr as {{ money() }}) as reactivation_mrr,
+        {{ safe_ratio('started.churned_customers', 'started.opening_paying_customers') }}
+            as logo_churn_rate,
+        cast(started.mrr / nullif(started.paying_customers, 0) as {{ money() }}) as arpa,
+        last_day(started.month) <= as_of.as_of_date as is_complete,
+        started.opening_paying_customers,
+        started.churned_customers
+    from started
+    cross join as_of
+
+)
+
+select * from final
