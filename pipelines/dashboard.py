@@ -406,7 +406,7 @@ CHARTS: tuple[Chart, ...] = (
     Chart(
         key="reconciliation",
         title="Reconciliation with Atlassian's own churn, renewal and conversion figures",
-        sources=("marts.rpt_metric_reconciliation", "marts.metric_reconciliation"),
+        sources=("marts.rpt_metric_reconciliation",),
         columns=(
             "metric",
             "month",
