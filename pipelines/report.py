@@ -19,58 +19,142 @@ from pipelines.completeness import as_of_date, complete_expression, incomplete_m
 from pipelines.errors import UserError
 from pipelines.warehouse import open_read_only
 
-# Each block: title, the query over one mart, and the columns to show (name, format).
-_BLOCKS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
-    (
+
+@dataclass(frozen=True)
+class Metric:
+    """One block of the report: the mart it reads, a query over it with `month`, `addon_key` and
+    `{complete}` (the mart's completeness, see completeness.py), and the columns to show.
+    Vendor-wide blocks ignore --app; optional ones (metrics v2) are left out of a warehouse
+    built before they existed."""
+
+    title: str
+    mart: str
+    query: str
+    columns: tuple[tuple[str, str], ...]
+    per_app: bool = True
+    optional: bool = False
+    # Columns an optional block needs beyond its mart (v2 columns on a v1 mart).
+    requires: tuple[str, ...] = ()
+    # A look-ahead block (the renewal book, at most 90 days on) is shown whole, not cut to the
+    # last `months` months, which would keep the furthest dues and drop the nearest.
+    whole: bool = False
+
+
+_MONEY = "{:,.2f}"
+_RATE = "{:.1%}"
+
+METRICS: tuple[Metric, ...] = (
+    Metric(
         "Churn (Cloud)",
+        "marts.fct_churn",
         "select month, addon_key, billing_period, opportunities, cancellations, pending,"
-        " churn_rate from marts.fct_churn",
+        " churn_rate, {complete} as is_complete from marts.fct_churn",
         (
             ("billing_period", "{}"),
             ("opportunities", "{:,}"),
             ("cancellations", "{:,}"),
             ("pending", "{:,}"),
-            ("churn_rate", "{:.1%}"),
+            ("churn_rate", _RATE),
         ),
     ),
-    (
+    Metric(
         "Renewal (Cloud)",
+        "marts.fct_renewal",
         "select month, addon_key, billing_period, opportunities, renewals, pending, renewal_rate"
-        " from marts.fct_renewal",
+        ", {complete} as is_complete from marts.fct_renewal",
         (
             ("billing_period", "{}"),
             ("opportunities", "{:,}"),
             ("renewals", "{:,}"),
             ("pending", "{:,}"),
-            ("renewal_rate", "{:.1%}"),
+            ("renewal_rate", _RATE),
         ),
     ),
-    (
+    Metric(
         "Conversion (Cloud, by month the evaluation started)",
+        "marts.fct_conversion",
         "select month, addon_key, conversion_type, evaluations, conversions, open_evaluations,"
-        " conversion_rate, median_days_to_convert from marts.fct_conversion",
+        " conversion_rate, median_days_to_convert, {complete} as is_complete"
+        " from marts.fct_conversion",
         (
             ("conversion_type", "{}"),
             ("evaluations", "{:,}"),
             ("conversions", "{:,}"),
             ("open_evaluations", "{:,}"),
-            ("conversion_rate", "{:.1%}"),
+            ("conversion_rate", _RATE),
             ("median_days_to_convert", "{:.1f}"),
         ),
     ),
-    (
+    Metric(
         "MRR (USD, all hostings)",
+        "marts.fct_mrr",
         "select month, addon_key, mrr, new_mrr, expansion_mrr, contraction_mrr, churned_mrr,"
-        " reactivation_mrr, paying_licenses from marts.fct_mrr",
+        " reactivation_mrr, paying_licenses, {complete} as is_complete from marts.fct_mrr",
         (
-            ("mrr", "{:,.2f}"),
-            ("new_mrr", "{:,.2f}"),
-            ("expansion_mrr", "{:,.2f}"),
-            ("contraction_mrr", "{:,.2f}"),
-            ("churned_mrr", "{:,.2f}"),
-            ("reactivation_mrr", "{:,.2f}"),
+            ("mrr", _MONEY),
+            ("new_mrr", _MONEY),
+            ("expansion_mrr", _MONEY),
+            ("contraction_mrr", _MONEY),
+            ("churned_mrr", _MONEY),
+            ("reactivation_mrr", _MONEY),
             ("paying_licenses", "{:,}"),
         ),
+    ),
+    Metric(
+        "SaaS rates (per app)",
+        "marts.fct_mrr",
+        "select month, addon_key, gross_mrr_churn_rate, net_mrr_churn_rate, quick_ratio, arpa,"
+        " {complete} as is_complete from marts.fct_mrr",
+        (
+            ("gross_mrr_churn_rate", _RATE),
+            ("net_mrr_churn_rate", _RATE),
+            ("quick_ratio", "{:.2f}"),
+            ("arpa", _MONEY),
+        ),
+        optional=True,
+        requires=("quick_ratio",),
+    ),
+    Metric(
+        "Customers (all apps)",
+        "marts.fct_customer_kpis",
+        "select month, 'all apps' as addon_key, paying_customers, mrr, logo_churn_rate, arpa,"
+        " {complete} as is_complete from marts.fct_customer_kpis",
+        (
+            ("paying_customers", "{:,}"),
+            ("mrr", _MONEY),
+            ("logo_churn_rate", _RATE),
+            ("arpa", _MONEY),
+        ),
+        per_app=False,
+        optional=True,
+    ),
+    Metric(
+        "Retention 12 months on (by cohort month, all apps)",
+        "marts.fct_retention_cohorts",
+        "select cohort_month as month, 'all apps' as addon_key, customers, active_customers,"
+        " nrr, grr, logo_retention, {complete} as is_complete from marts.fct_retention_cohorts"
+        " where months_since = 12",
+        (
+            ("customers", "{:,}"),
+            ("active_customers", "{:,}"),
+            ("nrr", _RATE),
+            ("grr", _RATE),
+            ("logo_retention", _RATE),
+        ),
+        per_app=False,
+        optional=True,
+    ),
+    Metric(
+        "Renewals due (next 90 days) and pending, by month due",
+        "marts.fct_renewal_book",
+        "select cast(date_trunc('month', due_date) as date) as month, addon_key,"
+        " count(*) filter (where status = 'due') as due,"
+        " count(*) filter (where status = 'pending') as pending,"
+        " sum(arr_at_stake) as arr_at_stake, {complete} as is_complete"
+        " from marts.fct_renewal_book group by all",
+        (("due", "{:,}"), ("pending", "{:,}"), ("arr_at_stake", _MONEY)),
+        optional=True,
+        whole=True,
     ),
 )
 
@@ -116,31 +200,30 @@ def metric_blocks(
                 raise UserError(f"no app {app!r} in the marts: choose from {', '.join(apps)}.")
         as_of = as_of_date(connection, known)
         blocks = []
-        for title, query, columns in _BLOCKS:
-            mart = query.rsplit(" from ", 1)[1].strip()
-            if mart not in known:
+        for metric in METRICS:
+            if metric.mart not in known or not set(metric.requires) <= known[metric.mart]:
+                if metric.optional:
+                    continue
                 raise UserError(
                     "the marts are not built yet: run `mpac transform` (or `mpac run`)."
                 )
-            complete = complete_expression(known[mart])
+            only = app if metric.per_app else None
+            aggregate = " group by " in metric.query
+            query = metric.query.format(complete=complete_expression(known[metric.mart], aggregate))
             relation = connection.execute(
-                f"with mart as (select * from ({_with_complete(query, complete)})),"
+                f"with mart as ({query}),"
                 " recent as (select distinct month from mart"
                 " where ? is null or addon_key = ? order by month desc limit ?)"
                 " select * from mart where month in (from recent)"
                 " and (? is null or addon_key = ?) order by month desc, addon_key, 3",
-                [app, app, months, app, app],
+                [only, only, None if metric.whole else months, only, only],
             )
             names = [column[0] for column in relation.description]
             rows = [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
-            blocks.append(Block(title, columns, rows, set(incomplete_months(rows, as_of))))
+            blocks.append(
+                Block(metric.title, metric.columns, rows, set(incomplete_months(rows, as_of)))
+            )
     return blocks, as_of
-
-
-def _with_complete(query: str, complete: str) -> str:
-    """The block's query with the mart's completeness as one more column."""
-    head, tail = query.rsplit(" from ", 1)
-    return f"{head}, {complete} as is_complete from {tail}"
 
 
 def metric_tables(warehouse: Path, months: int = 3, app: str | None = None) -> list[Table]:

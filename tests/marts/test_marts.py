@@ -173,3 +173,36 @@ def test_mpac_run_builds_the_marts_after_loading(built_warehouse: Any) -> None:
     truth = built_warehouse.truth
     assert truth.churn, "the tiny vendor should have renewal opportunities"
     assert differences(built_warehouse.warehouse, truth) == {}
+
+
+@pytest.mark.xdist_group("built_warehouse")
+def test_mpac_report_shows_the_v2_figures_of_the_marts(built_warehouse: Any) -> None:
+    import json
+
+    from pipelines.report import report_json
+
+    warehouse = built_warehouse.warehouse
+    metrics = json.loads(report_json(warehouse, months=2))["metrics"]
+    assert {"saas", "customers", "retention", "renewals"} <= metrics.keys()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        newest = connection.execute(
+            "select month, addon_key, quick_ratio from marts.fct_mrr"
+            " where month = (select max(month) from marts.fct_mrr)"
+        ).fetchall()
+        kpis = connection.execute(
+            "select paying_customers, is_complete from marts.fct_customer_kpis"
+            " order by month desc limit 1"
+        ).fetchone()
+        due = connection.execute(
+            "select count(*) filter (where status = 'due') from marts.fct_renewal_book"
+        ).fetchone()
+    shown = {(row["month"], row["addon_key"]): row["quick_ratio"] for row in metrics["saas"]}
+    for month, addon_key, quick_ratio in newest:
+        expected = None if quick_ratio is None else float(quick_ratio)
+        assert shown[(month.isoformat(), addon_key)] == pytest.approx(expected)
+    assert kpis is not None
+    assert due is not None
+    assert metrics["customers"][0]["paying_customers"] == kpis[0]
+    assert metrics["customers"][0]["is_complete"] == kpis[1]
+    # The renewal book is shown whole: every due renewal of the next 90 days is counted.
+    assert sum(row["due"] for row in metrics["renewals"]) == due[0]
