@@ -6,12 +6,13 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from pipelines.errors import UserError
+from pipelines.errors import Interrupted, UserError, not_writable, not_writable_path
 
 app = typer.Typer(
     name="mpac",
@@ -24,6 +25,13 @@ app = typer.Typer(
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _fail(error: UserError) -> NoReturn:
+    """The one place an error is printed: the message is escaped, since Rich would take
+    `[sources.marketplace]` for markup and print nothing of it."""
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+    sys.exit(error.exit_code)
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a UserError into one red line and a non-zero exit instead of a traceback."""
 
@@ -31,12 +39,16 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except UserError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False)
-            sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: state is saved only with a successful load.")
-            sys.exit(130)
+            _fail(Interrupted())
+        except UserError as error:
+            _fail(error)
+        except OSError as error:
+            # A read-only or foreign folder met outside the steps that explain it themselves.
+            path = not_writable_path(error)
+            if path is None:
+                raise
+            _fail(UserError(not_writable(path, then="nothing was changed")))
 
     return wrapper
 
@@ -77,14 +89,16 @@ PublishOption = Annotated[
 
 def _publish(warehouse: Path, publish: str | None) -> None:
     """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH)."""
+    from pipelines.runner import after_landing
     from pipelines.warehouse import publish_path, publish_reader_copy
 
     target = publish_path(publish)
     if target is None:
         return
-    seconds = publish_reader_copy(warehouse, target)
+    seconds = after_landing(lambda: publish_reader_copy(warehouse, target), warehouse)
     Console(stderr=True, soft_wrap=True).print(
-        f"published a copy for readers at {target} ({seconds:.1f} s)", highlight=False
+        f"published a copy for readers at {escape(str(target))} ({seconds:.1f} s)",
+        highlight=False,
     )
 
 
