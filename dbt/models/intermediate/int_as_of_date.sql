@@ -1,6 +1,6 @@
 -- The day the data describes (METRICS.md): the as_of_date var, else the latest lastUpdated of
--- the licenses and transactions, but never after the latest load day by the API's clock: one
--- record dated in the future must not turn pending renewals into cancellations.
+-- the licenses and transactions on or before the latest load day by the API's clock: one record
+-- dated in the future must not move it and turn pending renewals into cancellations.
 {%- set as_of_var = var('as_of_date') %}
 {%- set as_of_literal = "'" ~ as_of_var ~ "'" if as_of_var else 'null' %}
 
@@ -34,7 +34,14 @@ updates as (
 
 latest as (
 
-    select max(last_updated_date) as last_updated_date from updates
+    -- A lastUpdated after the load day cannot be true: it is left out, so it moves nothing
+    -- (no load day recorded yet, from a warehouse loaded before runs kept it: all count).
+    select max(updates.last_updated_date) as last_updated_date
+    from updates
+    cross join load_days
+    where
+        load_days.load_day is null
+        or updates.last_updated_date <= load_days.load_day
 
 ),
 
@@ -43,8 +50,8 @@ final as (
     select
         coalesce(
             cast({{ as_of_literal }} as date),
-            -- least() skips a null: no load day recorded yet leaves the latest lastUpdated.
-            least(latest.last_updated_date, load_days.load_day),
+            latest.last_updated_date,
+            load_days.load_day,
             current_date
         ) as as_of_date,
         {{ 'true' if as_of_var else 'false' }} as is_set_by_var
