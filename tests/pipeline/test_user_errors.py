@@ -49,7 +49,10 @@ def test_ctrl_c_says_interrupted_exits_130_and_the_next_run_resumes(
     deadline = time.monotonic() + 120
     while not ledger.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert ledger.exists(), "the run never started an export"
+    if not ledger.exists():
+        process.kill()
+        _, stderr = process.communicate(timeout=60)
+        pytest.fail(f"the run never started an export: {stderr[-2000:]}")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert_one_sentence(stderr, process.returncode, 130, "interrupted; the next run resumes")
