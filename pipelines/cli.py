@@ -6,12 +6,13 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from pipelines.errors import UserError
+from pipelines.errors import Interrupted, UserError, not_writable, not_writable_path
 
 app = typer.Typer(
     name="mpac",
@@ -40,18 +41,20 @@ def options(
     try:
         configure_logging(log_format)
     except UserError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
-        sys.exit(error.exit_code)
+        _fail(error)
 
 
-def _say_error(error: UserError) -> None:
-    """A red line in a terminal; in a log file a record like every other line."""
+def _fail(error: UserError) -> NoReturn:
+    """The one place an error is printed, then the exit code it carries: a red line in a
+    terminal (escaped, since Rich would take `[sources.marketplace]` for markup and print nothing
+    of it); in a log file a record like every other line."""
     from pipelines import logs
 
     if logs.CURRENT_FORMAT in (None, "console"):
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     elif not getattr(error, "logged", False):
         logs.get_logger("cli").error(str(error))
+    sys.exit(error.exit_code)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,12 +64,16 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except UserError as error:
-            _say_error(error)
-            sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: state is saved only with a successful load.")
-            sys.exit(130)
+            _fail(Interrupted())
+        except UserError as error:
+            _fail(error)
+        except OSError as error:
+            # A read-only or foreign folder met outside the steps that explain it themselves.
+            path = not_writable_path(error)
+            if path is None:
+                raise
+            _fail(UserError(not_writable(path, then="nothing was changed")))
 
     return wrapper
 
@@ -109,12 +116,16 @@ def _publish(warehouse: Path, publish: str | None) -> None:
     """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH); the marts, and
     the raw tables only with $MPAC_PUBLISH_RAW."""
     from pipelines.logs import get_logger
+    from pipelines.runner import after_landing
     from pipelines.warehouse import publish_includes_raw, publish_path, publish_reader_copy
 
     target = publish_path(publish)
     if target is None:
         return
-    seconds = publish_reader_copy(warehouse, target, include_raw=publish_includes_raw())
+    seconds = after_landing(
+        lambda: publish_reader_copy(warehouse, target, include_raw=publish_includes_raw()),
+        warehouse,
+    )
     get_logger("cli").info(f"published a copy for readers at {target}", seconds=round(seconds, 1))
 
 

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipelines.config import SourceConfig, read_config
-from pipelines.errors import UserError
+from pipelines.errors import (
+    Interrupted,
+    LandedButFailed,
+    UserError,
+    in_chain,
+    is_interrupt,
+    not_writable,
+    not_writable_path,
+)
 from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
-from pipelines.marketplace.helpers import parse_date
+from pipelines.marketplace.helpers import past_date
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir, unavailable
 
 log = logging.getLogger("pipelines.marketplace")
+T = TypeVar("T")
 
 
 def parse_resources(resources: str | Sequence[str] | None) -> list[str] | None:
@@ -82,19 +91,22 @@ def loader_file_format() -> str:
     return str(dlt.config.get("load.loader_file_format") or "parquet")
 
 
-def _user_error_in(error: BaseException) -> UserError | None:
-    """dlt wraps what a resource raises (PipelineStepFailed > ResourceExtractionError > ...)."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [error]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, UserError):
-            return current
-        stack += [current.__cause__, current.__context__, getattr(current, "exception", None)]
-    return None
+def explain(error: BaseException, warehouse: Path) -> BaseException:
+    """One sentence for what went wrong in the extract or load, when it is something the user
+    meets (dlt wraps what a resource raises: PipelineStepFailed > ResourceExtractionError >
+    ...); else the error itself, a bug to show as is."""
+    user_error = in_chain(error, lambda e: isinstance(e, UserError))
+    if user_error is not None:
+        return user_error
+    if in_chain(error, is_interrupt) is not None:
+        return Interrupted()
+    path = not_writable_path(error)
+    if path is not None:
+        return UserError(not_writable(path))
+    if "Could not set lock" in str(error):
+        # Another process (a BI tool, a second run) holds DuckDB's write lock.
+        return unavailable(warehouse, then="what this run extracted is kept and loaded first")
+    return error
 
 
 def run(
@@ -108,12 +120,10 @@ def run(
     retry: RetryPolicy | None = None,
 ) -> RunResult:
     """Preflight, then extract and load with dlt, then (optionally) the dbt transform."""
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
     from pipelines.marketplace import marketplace
 
     if since is not None:
-        parse_date(since, "--since")
+        past_date(since, "--since")
         backfill = True
     chosen = parse_resources(resources)
     config = config or read_config()
@@ -131,7 +141,7 @@ def run(
                 **config.source_arguments(), backfill=backfill, since=since, client=client
             )
             if chosen:
-                source = source.with_resources(*chosen)
+                source = source.with_resources(*chosen, settings.LOAD_DAYS_RESOURCE)
             saved = pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
             if not saved and warehouse.exists():
                 # No local folder (a fresh CI runner given the stored warehouse): dlt restores
@@ -142,19 +152,18 @@ def run(
                 )
             # A resource with no cursor yet backfills by itself: say so in the summary.
             backfill = backfill or any(
-                not (saved.get(name) or {}).get("cursor") for name in source.selected_resources
+                not (saved.get(name) or {}).get("cursor")
+                for name in source.selected_resources
+                if name in settings.RESOURCES
             )
             info = pipeline.run(source, loader_file_format=loader_file_format())
-        except PipelineStepFailed as error:
-            user_error = _user_error_in(error)
-            if user_error is not None:
-                raise UserError(str(user_error)) from None
-            if "Could not set lock" in str(error):
-                # Another process (a BI tool, a second run) holds DuckDB's write lock.
-                raise unavailable(
-                    warehouse, then="what this run extracted is kept and loaded first"
-                ) from None
+        except UserError:
             raise
+        except (Exception, KeyboardInterrupt) as error:
+            explained = explain(error, warehouse)
+            if explained is error:
+                raise
+            raise explained from None
     finally:
         client.close()
     # The exports are loaded: a later run must start fresh ones, not download these again.
@@ -171,8 +180,26 @@ def run(
         rows=rows,
         load_ids=list(info.loads_ids),
         backfill=backfill,
-        transform=run_transform(warehouse) if transform else "skipped (--no-transform)",
+        transform=after_landing(lambda: run_transform(warehouse), warehouse)
+        if transform
+        else "skipped (--no-transform)",
     )
+
+
+def after_landing(step: Callable[[], T], warehouse: Path) -> T:
+    """Run a step that follows a landed load (transform, publish): a failure there exits 3,
+    never 2, since the raw data and the cursors have moved on (README, exit codes)."""
+    try:
+        return step()
+    except (Interrupted, LandedButFailed):
+        raise
+    except UserError as error:
+        raise LandedButFailed(f"the load landed, but {error}") from None
+    except OSError as error:
+        path = not_writable_path(error)
+        if path is None:
+            raise
+        raise LandedButFailed(not_writable(path, then="the load landed")) from None
 
 
 def run_transform(warehouse: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from pipelines.errors import UserError
+from pipelines.errors import Interrupted, UserError
 from pipelines.progress import dbt_progress
 from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV, open_read_only
 
@@ -54,6 +55,59 @@ class TransformResult:
             f"{len(self.failed)} failed, {len(self.warned)} warned in {self.seconds:.1f} s"
         )
         return text + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+# The allowed values of the vars that name a choice; the names and defaults of every var are
+# read from dbt_project.yml (one list), and a var with a whole-number default must be a whole
+# number of days, not negative.
+VAR_CHOICES: dict[str, tuple[str, ...]] = {
+    "amount_basis": ("vendor_amount", "purchase_price"),
+    "reconciliation_severity": ("warn", "error"),
+}
+_DATE_VARS = ("as_of_date",)
+
+
+def project_vars() -> dict[str, Any]:
+    """The vars dbt_project.yml declares, with their defaults."""
+    import yaml
+
+    with open(DBT_PROJECT_DIR / "dbt_project.yml", encoding="utf-8") as file:
+        project = yaml.safe_load(file) or {}
+    return dict(project.get("vars") or {})
+
+
+def validate_vars(chosen: Mapping[str, Any]) -> dict[str, Any]:
+    """`chosen` checked against dbt_project.yml before dbt runs: unknown names, wrong types
+    and out-of-range values end in one sentence (dbt would accept a negative grace_days and
+    rebuild half the marts with it)."""
+    known = project_vars()
+    checked: dict[str, Any] = {}
+    for name, value in chosen.items():
+        if name not in known:
+            raise UserError(f"unknown dbt var {name!r}: the vars are {', '.join(sorted(known))}.")
+        default = known[name]
+        if name in _DATE_VARS:
+            if value in (None, ""):
+                checked[name] = value
+                continue
+            try:
+                checked[name] = dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                raise UserError(f"var {name} must be a date (YYYY-MM-DD), not {value!r}.") from None
+        elif name in VAR_CHOICES:
+            if value not in VAR_CHOICES[name]:
+                choices = " or ".join(VAR_CHOICES[name])
+                raise UserError(f"var {name} must be {choices}, not {value!r}.")
+            checked[name] = value
+        elif isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise UserError(
+                    f"var {name} must be a whole number of days, 0 or more, not {value!r}."
+                )
+            checked[name] = value
+        else:
+            checked[name] = value
+    return checked
 
 
 def dbt_artifacts_dir(warehouse: Path) -> Path:
@@ -184,6 +238,7 @@ def run_transform(
     from dbt.cli.main import dbtRunner
 
     console = console or Console(stderr=True)
+    vars = validate_vars(vars or {})
     warehouse = Path(warehouse).expanduser().resolve()
     _check_raw_tables(warehouse)
     artifacts = dbt_artifacts_dir(warehouse)
@@ -214,9 +269,15 @@ def run_transform(
         finally:
             _release_warehouse()
     seconds = time.perf_counter() - started
+    if isinstance(outcome.exception, KeyboardInterrupt):
+        raise Interrupted()
     if outcome.exception is not None:
-        raise UserError(f"dbt could not run: {str(outcome.exception).strip().splitlines()[0]}")
+        first_line = (str(outcome.exception).strip().splitlines() or [""])[0]
+        raise UserError(f"dbt could not run: {first_line or type(outcome.exception).__name__}.")
     results = list(getattr(outcome.result, "results", None) or [])
+    if select and not results:
+        # dbt only warns when a selection matches nothing; a typo must not pass as a build.
+        raise UserError(f"--select {select} matches no dbt model or test: check the name.")
     summary = summarise(results, seconds)
     _print_summary(summary, console)
     if summary.failed:

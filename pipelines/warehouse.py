@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, not_writable, not_writable_path
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,10 +88,10 @@ def publish_reader_copy(warehouse: Path, target: Path, include_raw: bool = False
     if target == warehouse:
         raise UserError("--publish must name another file than the warehouse itself.")
     started = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
         with duckdb.connect() as connection:
             connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
             connection.execute(
@@ -100,8 +101,14 @@ def publish_reader_copy(warehouse: Path, target: Path, include_raw: bool = False
             schemas = (*PUBLISHED_SCHEMAS, RAW_DATASET) if include_raw else PUBLISHED_SCHEMAS
             _copy_schemas(connection, schemas)
             connection.execute("detach reader_copy")
-    except duckdb.IOException:
-        partial.unlink(missing_ok=True)
+    except (duckdb.IOException, OSError) as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        path = not_writable_path(error)
+        if path is not None:
+            raise UserError(not_writable(path, then="nothing was published")) from None
+        if isinstance(error, OSError):
+            raise
         raise unavailable(warehouse, then="nothing was published") from None
     # A rename is atomic: a reader opens either the old copy or the new one, never a mix.
     os.replace(partial, target)

@@ -69,3 +69,44 @@ def write_lock_held(warehouse: Path) -> Iterator[None]:
     finally:
         writer.kill()
         writer.wait()
+
+
+@contextmanager
+def read_only_folder(path: Path) -> Iterator[None]:
+    """`path` (a folder) read-only for this process: chmod for a normal user; for root, whom
+    permissions do not stop, a read-only bind mount (skipped where mounting is not allowed)."""
+    import os
+
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("running as root and cannot bind-mount: no way to make a folder read-only")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def mpac_process(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    """`mpac <args>` as a real process (signals, working folder), output piped as text."""
+    import os
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -28,7 +28,7 @@ from pipelines.marketplace import extraction, settings
 from pipelines.marketplace.client import MarketplaceClient
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger, ExportRunner
 from pipelines.marketplace.extraction import Extraction, with_cursor
-from pipelines.marketplace.helpers import first_of_month, parse_date
+from pipelines.marketplace.helpers import apply_pii_policy, first_of_month, parse_date
 
 Batches = Iterator[list[dict[str, Any]]]
 
@@ -59,6 +59,8 @@ def marketplace(
     since: str | None = None,
     export_poll_seconds: float = settings.EXPORT_POLL_INITIAL,
     export_deadline_seconds: float = settings.EXPORT_DEADLINE_SECONDS,
+    pii: str = settings.DEFAULT_PII,
+    pii_salt: str | None = None,
     client: Any = None,
 ) -> Sequence[DltResource]:
     """One vendor's reporting data: licenses, transactions, feedback, marketing attribution
@@ -76,8 +78,12 @@ def marketplace(
         since: First day of an explicit backfill (YYYY-MM-DD).
         export_poll_seconds: First interval between export status polls (then doubles).
         export_deadline_seconds: How long one run waits for an export before giving up.
+        pii: Contact details "keep" (as sent), "hash" (HMAC-SHA256 with pii_salt) or "drop".
+        pii_salt: The secret key of the hash (required with pii = "hash").
         client: A ready MarketplaceClient (the runner passes the one it preflighted).
     """
+    # Checked before any resource runs: a missing salt must not fail halfway through a run.
+    apply_pii_policy({}, pii, pii_salt)
     first_day = parse_date(since or start_date, "--since" if since else "start_date")
     api = client or MarketplaceClient(
         base_url=settings.base_url_for(api_version, base_url),
@@ -104,6 +110,8 @@ def marketplace(
         lookback_days=lookback_days,
         backfill=backfill,
         today=dt.date.today(),
+        pii=pii,
+        pii_salt=pii_salt,
     )
     # Computed once, before any resource moves a cursor, so the rows read and the rows replaced
     # cover the same months.
@@ -132,6 +140,7 @@ def marketplace(
         marketing_attribution(run),
         aggregates,
         events,
+        load_days(run),
     )
 
 
@@ -255,6 +264,23 @@ def metric_events(run: Extraction) -> Batches:
     their earlier versions by `event_key`.
     """
     yield from with_cursor(run, lambda start: extraction.metric_event_records(run, start), _updated)
+
+
+@dlt.resource(
+    name=settings.LOAD_DAYS_RESOURCE,
+    write_disposition="merge",
+    primary_key="load_day",
+    columns=_dates(("load_day",)),
+)
+def load_days(run: Extraction) -> Iterator[dict[str, Any]]:
+    """One row per day a run loaded, by the API's own clock (the Date header of its responses).
+
+    dbt caps the default as_of_date at the latest of these days, so one record whose
+    lastUpdated lies in the future cannot move as_of_date past the day the data was read (and
+    turn pending renewals into cancellations). merge on the day: reruns land on the same row,
+    and the row commits together with the data it dates.
+    """
+    yield {"load_day": extraction.load_day(run).isoformat()}
 
 
 def _updated(record: dict[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import logging
 import random
@@ -42,9 +43,42 @@ class NotFoundError(Exception):
         self.status = status
 
 
-# Transport failures (timeouts, refused or dropped connections, bodies cut short) are retried
-# exactly like a 5xx: the API gives no way to tell a transient outage from a slow one.
+# Transport failures (timeouts, dropped connections, bodies cut short) are retried exactly like
+# a 5xx: the API gives no way to tell a transient outage from a slow one.
 RETRYABLE_EXCEPTIONS = (RetryableError, httpx.TransportError, ijson.JSONError)
+# ...except a connection that cannot even be opened (refused, a name that does not resolve):
+# that is a wrong base_url or no network, and 7 retries only cost 30-45 s before saying so.
+NOT_RETRIED = (httpx.ConnectError,)
+
+
+def unreachable(base_url: str, error: BaseException) -> UserError:
+    """The one sentence for a host that cannot be reached, naming it (never the path or query,
+    which carry the vendor id, nor any credential)."""
+    host = urlsplit(base_url).netloc or base_url
+    text = str(error).lower()
+    if "name or service not known" in text or "nodename" in text or "name resolution" in text:
+        reason = "the name does not resolve"
+    elif "refused" in text:
+        reason = "connection refused"
+    else:
+        reason = "no connection"
+    return UserError(
+        f"cannot reach the Marketplace API at {host} ({reason}): check base_url in "
+        "[sources.marketplace] and the network."
+    )
+
+
+def api_day_of(header: str | None) -> dt.date | None:
+    """The UTC day of an HTTP Date header, or None when there is none or it does not parse."""
+    if not header:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(dt.UTC).date()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -102,7 +136,8 @@ class RetryPolicy:
             stop=tenacity.stop_after_attempt(self.attempts)
             | tenacity.stop_before_delay(self.budget_seconds),
             wait=WaitRetryAfterOrBackoff(self.initial_wait, self.max_wait, self.retry_after_cap),
-            retry=tenacity.retry_if_exception_type(RETRYABLE_EXCEPTIONS),
+            retry=tenacity.retry_if_exception_type(RETRYABLE_EXCEPTIONS)
+            & tenacity.retry_if_not_exception_type(NOT_RETRIED),
             sleep=self.sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -185,6 +220,8 @@ class MarketplaceClient:
             follow_redirects=False,
         )
         self.email = email
+        # The latest day the API's clock showed, from the Date headers (None until a response).
+        self.api_day: dt.date | None = None
 
     def __repr__(self) -> str:
         return (
@@ -200,6 +237,13 @@ class MarketplaceClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _note_date(self, header: str | None) -> None:
+        """Keep the API's own day (the Date header, UTC): the load day that caps as_of_date and
+        the cursors, whatever our clock says (the simulator's travels in time)."""
+        day = api_day_of(header)
+        if day is not None and (self.api_day is None or day > self.api_day):
+            self.api_day = day
 
     # ---- addressing -------------------------------------------------------------------------
 
@@ -233,6 +277,7 @@ class MarketplaceClient:
     # ---- one request, retried ---------------------------------------------------------------
 
     def _check(self, response: httpx.Response) -> None:
+        self._note_date(response.headers.get("Date"))
         status = response.status_code
         if status == 401:
             raise UserError("credentials rejected: check email and api_token.")
@@ -264,6 +309,8 @@ class MarketplaceClient:
             for attempt in self.retry.retrying(what):
                 with attempt:
                     return self._send(method, url, params)
+        except NOT_RETRIED as error:
+            raise unreachable(self.base_url, error) from None
         except RETRYABLE_EXCEPTIONS as error:
             raise UserError(
                 f"the Marketplace API kept failing ({describe(error)}) on {what}; try again later."
@@ -371,6 +418,8 @@ class MarketplaceClient:
                             continue
                         yielded += 1
                         yield item
+        except NOT_RETRIED as error:
+            raise unreachable(self.base_url, error) from None
         except RETRYABLE_EXCEPTIONS as error:
             raise UserError(
                 f"the {what} kept failing ({describe(error)}); run again to resume."

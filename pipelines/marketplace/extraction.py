@@ -16,7 +16,9 @@ from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
     Window,
     add_months,
+    apply_pii_policy,
     batched,
+    earlier,
     first_of_month,
     flatten_metric_aggregates,
     has_insights,
@@ -50,6 +52,13 @@ class Extraction:
     today: dt.date
     # First day of the metric events' re-read window (set once by the source).
     events_from: dt.date | None = None
+    # The PII policy (settings.PII_MODES) and the key of its hash.
+    pii: str = settings.DEFAULT_PII
+    pii_salt: str | None = None
+
+    def protect(self, record: Record) -> Record:
+        """The record under the PII policy, before it is keyed, hashed or written."""
+        return apply_pii_policy(record, self.pii, self.pii_salt)
 
     def incremental_start(self, cursor: str | None, arrives_late_days: int = 0) -> dt.date | None:
         """None means backfill: asked for, or nothing saved yet for this resource.
@@ -88,7 +97,19 @@ def with_cursor(
             yield record
 
     yield from batched(tracked())
-    state["cursor"] = newest
+    # Never past the API's own day: one record dated in the future would otherwise make every
+    # later run start reading after it and miss what changes meanwhile.
+    api_day = getattr(run.client, "api_day", None)
+    state["cursor"] = earlier(newest, iso(api_day)) if newest and api_day else newest
+
+
+def load_day(run: Extraction) -> dt.date:
+    """The API's day by its own clock (the Date header of its responses), asked for with one
+    cheap call when nothing has been requested yet; our clock only when the API sends none."""
+    client = run.client
+    if getattr(client, "api_day", None) is None:
+        client.request_json("GET", client.reporting_root, what="the API's clock")
+    return getattr(client, "api_day", None) or run.today
 
 
 def saved_cursors() -> dict[str, Any]:
@@ -157,6 +178,7 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
             if key is None or key in seen:
                 continue
             seen[key] = has_insights(record)
+            record = run.protect(record)
             record["license_key"] = key
             yield sort_nested_lists(record)
 
@@ -183,6 +205,7 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
                 if key in seen:
                     continue
                 seen.add(key)
+            record = run.protect(record)
             record["transaction_key"] = key
             record["license_key"] = transaction_license_key(record)
             yield sort_nested_lists(record)
@@ -199,6 +222,8 @@ def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]
         for record in run.client.paginate(
             "feedback/details", "feedback", window_params(window), what=what
         ):
+            # The hash is taken after the policy: a key must not be a digest of a contact.
+            record = run.protect(record)
             yield {**record, "row_hash": row_hash(record)}
 
 
@@ -209,6 +234,7 @@ def attribution_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
     for record in run.exporter.records(
         "marketing-attribution", params, what=f"marketing attribution from {start}"
     ):
+        record = run.protect(record)
         yield {**record, "row_hash": row_hash(record)}
 
 

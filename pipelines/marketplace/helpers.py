@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -77,6 +78,61 @@ def metric_event_key(metric: str, event: Mapping[str, Any]) -> str:
     return row_hash(identity)
 
 
+# ---- PII policy --------------------------------------------------------------------------------
+
+
+def pii_hash(value: Any, salt: str, field: str = "") -> str:
+    """HMAC-SHA256 of a contact value keyed by the salt; emails are compared case-blind."""
+    text = str(value).strip()
+    if field == "email":
+        text = text.casefold()
+    return hmac.new(salt.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _protected(values: Mapping[str, Any], fields: Iterable[str], mode: str, salt: str) -> dict:
+    out = dict(values)
+    for field in fields:
+        if field not in out:
+            continue
+        value = out[field]
+        if mode == "drop":
+            del out[field]
+        elif value is not None and value != settings.PII_FORGOTTEN and value != "":
+            out[field] = pii_hash(value, salt, field)
+    return out
+
+
+def apply_pii_policy(record: Mapping[str, Any], mode: str, salt: str | None = None) -> dict:
+    """The record with its contact details kept, hashed or dropped (settings.PII_*); the
+    record passed in is not changed. `keep` returns it as is; `hash` needs the salt.
+
+    The one implementation of the policy on records; settings.PII_COLUMNS names the same
+    fields as columns for a path that works on tables.
+    """
+    if mode == "keep":
+        return record if isinstance(record, dict) else dict(record)
+    if mode not in settings.PII_MODES:
+        raise UserError(f"pii must be keep, hash or drop, not {mode!r}.")
+    if mode == "hash" and not salt:
+        raise UserError(
+            'pii = "hash" needs a pii_salt: put a long random secret in .dlt/secrets.toml '
+            "under [sources.marketplace] or set SOURCES__MARKETPLACE__PII_SALT."
+        )
+    key = salt or ""
+    out = _protected(record, settings.PII_RECORD_FIELDS, mode, key)
+    for holder in settings.PII_CONTACT_HOLDERS:
+        details = out.get(holder)
+        if not isinstance(details, Mapping):
+            continue
+        details = dict(details)
+        for contact in settings.PII_CONTACTS:
+            person = details.get(contact)
+            if isinstance(person, Mapping):
+                details[contact] = _protected(person, settings.PII_CONTACT_FIELDS, mode, key)
+        out[holder] = details
+    return out
+
+
 # ---- dates -------------------------------------------------------------------------------------
 
 
@@ -88,6 +144,16 @@ def parse_date(value: str | dt.date, what: str) -> dt.date:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise UserError(f"{what} must be a date like 2024-01-31, not {value!r}.") from None
+
+
+def past_date(value: str | dt.date, what: str, today: dt.date | None = None) -> dt.date:
+    """A date that is not after today: a backfill from the future reads nothing and would
+    replace the periods it claims to cover with nothing."""
+    day = parse_date(value, what)
+    today = today or dt.date.today()
+    if day > today:
+        raise UserError(f"{what} {day} is in the future: give a day on or before {today}.")
+    return day
 
 
 def iso(day: dt.date | None) -> str | None:
@@ -160,6 +226,15 @@ def later(a: str | None, b: str | None) -> str | None:
     if not b:
         return a
     return max(a, b)
+
+
+def earlier(a: str | None, b: str | None) -> str | None:
+    """The earlier of two ISO dates (either may be missing)."""
+    if not a:
+        return b
+    if not b:
+        return a
+    return min(a, b)
 
 
 # ---- Atlassian's metric figures -------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 # The live hosts: the two API generations are served from different places.
 DEFAULT_BASE_URLS = {
@@ -123,6 +124,10 @@ RESOURCES = (
     "metric_events",
 )
 
+# Not a resource a user picks: always loaded with any of the above, it dates the run by the
+# API's clock so that dbt can cap as_of_date at the load day.
+LOAD_DAYS_RESOURCE = "load_days"
+
 # A saved export id older than this is not resumed: it describes old data and may have expired.
 EXPORT_RESUME_MAX_AGE_HOURS = 12
 
@@ -133,3 +138,34 @@ BATCH_SIZE = 1000
 METRIC_EVENTS_TRAILING_MONTHS = 6
 # A progress line every this many records of a long download.
 PROGRESS_EVERY = 100_000
+
+# ---- PII policy (`pii` in [sources.marketplace]) -----------------------------------------------
+# Contact details (names, emails, phones, postal addresses) are kept as sent, hashed, or dropped
+# before anything is written; company, country and region stay (reports group by them). `hash`
+# is HMAC-SHA256 keyed by the secret `pii_salt`: equal values give equal hashes, so joins and
+# distinct counts still work, and without the salt a hash cannot be checked against a guess.
+PII_MODES = ("keep", "hash", "drop")
+DEFAULT_PII = "keep"
+# The objects that hold contacts: contactDetails (licenses), customerDetails (transactions),
+# partnerDetails (both, its billingContact).
+PII_CONTACT_HOLDERS = ("contactDetails", "customerDetails", "partnerDetails")
+PII_CONTACTS = ("technicalContact", "billingContact")
+PII_CONTACT_FIELDS = ("email", "name", "phone", "address1", "address2", "city", "state", "postcode")
+# Fields of the record itself: feedback's reporter.
+PII_RECORD_FIELDS = ("email", "fullName")
+# Right-to-be-forgotten contacts already carry this marker instead of a value: kept as is.
+PII_FORGOTTEN = "RTBF"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# The same fields as the column names dlt gives them, for a path that applies the policy to
+# columns (an Arrow table) instead of records: both must remove exactly these.
+PII_COLUMNS = tuple(
+    f"{_snake(holder)}__{_snake(contact)}__{field}"
+    for holder in PII_CONTACT_HOLDERS
+    for contact in PII_CONTACTS
+    for field in PII_CONTACT_FIELDS
+) + tuple(_snake(field) for field in PII_RECORD_FIELDS)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.utils
 import hmac
+from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +27,8 @@ class RestGate:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = self._dated(send)
         if scope["type"] != "http" or not scope["path"].startswith("/rest/"):
             await self.app(scope, receive, send)
             return
@@ -60,6 +64,23 @@ class RestGate:
         except BaseException as error:
             if not _is_truncation(error):
                 raise
+
+    def _dated(self, send: Send) -> Send:
+        """Every response carries the simulated clock in its Date header, as the live API's
+        carries its own: the pipeline takes the load day from it, so time travel must move it
+        (the servers are started with uvicorn's wall-clock Date header turned off)."""
+        vendor = self.state.vendor
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                now = datetime.now(UTC)
+                moment = datetime.combine(vendor.today, now.time(), tzinfo=UTC)
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                headers.append((b"date", email.utils.format_datetime(moment, usegmt=True).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return dated
 
     def _counting(self, send: Send) -> Send:
         faults = self.state.faults

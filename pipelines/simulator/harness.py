@@ -146,6 +146,8 @@ def run_simulator(
         port=port,
         log_level="warning",
         lifespan="off",
+        # The app sends the simulated clock as Date (gate.py); uvicorn's would be the wall clock.
+        date_header=False,
         # A test that leaves a stream half-read must not hold up teardown.
         timeout_graceful_shutdown=2,
     )

@@ -58,5 +58,7 @@ def serve(
     console.print(f"v3 base:  {root}/rest/3/reporting/developer-space/{vendor.developer_id}")
     console.print(f"auth:     HTTP Basic, user {email}, API token {api_token}")
     console.print(f"admin:    {root}/admin/state  (today {vendor.today}, faults: {faults})")
-    config = uvicorn.Config(create_app(state), host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        create_app(state), host=host, port=port, log_level="info", date_header=False
+    )
     uvicorn.Server(config).run()

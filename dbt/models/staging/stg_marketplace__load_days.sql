@@ -1,0 +1,27 @@
+{%- set relation = source('raw_marketplace', 'load_days') -%}
+{%- set columns = raw_columns(relation) -%}
+
+with
+
+source as (
+
+    select * from {{ raw_table(relation, columns) }}
+
+),
+
+renamed as (
+
+    select {{ date_or_null(columns, 'load_day') }} as load_day
+
+    from source
+
+),
+
+final as (
+
+    select distinct load_day from renamed
+    where load_day is not null
+
+)
+
+select * from final
