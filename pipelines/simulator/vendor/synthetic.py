@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import uuid
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -97,11 +98,14 @@ class SyntheticVendor:
         self._draw_until(self._today0)
         y2018, y2019 = (date(2018, 1, 1) - EPOCH).days, (date(2019, 1, 1) - EPOCH).days
         sticky: list[str] = []
+        # The latest start of a sticky license: licenses(started_by=...) must not skip them.
+        self._sticky_last_start = -1
         for lic in self._licenses:
             if lic[L_START] >= y2019 or len(sticky) == 3:
                 break
             if lic[L_START] >= y2018:
                 sticky.append(self._render.ids(lic)["addonLicenseId"])
+                self._sticky_last_start = lic[L_START]
         self.sticky_license_ids = frozenset(sticky)
 
     # --- drawing -------------------------------------------------------------------------
@@ -182,40 +186,63 @@ class SyntheticVendor:
         return dict(result)
 
     def licenses(
-        self, as_of: date | None = None, with_data_insights: bool = True
+        self,
+        as_of: date | None = None,
+        with_data_insights: bool = True,
+        started_by: date | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the license records as of a day, in license order.
 
         Args:
             as_of: The day; today when None.
             with_data_insights: Whether to add the data-insight fields (from 2018-07 only).
+            started_by: Leave out the licenses that start after this day (a maintenance period
+                never starts before its license does, so an endDate filter drops them anyway),
+                except the sticky ones (MP-557), which every export returns.
 
         Yields:
             One v2 License dict per license that exists on that day.
         """
         day = self._as_of(as_of)
+        last = day
+        if started_by is not None:
+            last = min(day, max((started_by - EPOCH).days, self._sticky_last_start))
         for rec in self._licenses:
-            if rec[L_START] <= day:
+            if rec[L_START] <= last:
                 yield self._render.license(rec, day, with_data_insights)
 
-    def transactions(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
+    def transactions(
+        self,
+        as_of: date | None = None,
+        sold_from: date | None = None,
+        sold_to: date | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Yield the transaction lines as of a day, by license then sale date.
 
         Args:
             as_of: The day; today when None.
+            sold_from: Only lines sold on or after this day (None: from the first).
+            sold_to: Only lines sold on or before this day (None: up to `as_of`).
 
         Yields:
-            One v2 Transaction dict per line sold on or before that day.
+            One v2 Transaction dict per line sold on or before that day (and in the window).
         """
         day = self._as_of(as_of)
+        # The sale window is applied before rendering: a yearly export keeps a tenth of the
+        # lines, and rendering the other nine tenths was most of what serving it cost.
+        first = (sold_from - EPOCH).days if sold_from else -1
+        last = min(day, (sold_to - EPOCH).days) if sold_to else day
         for rec in self._licenses:
             txs = rec[L_TXS]
-            if not txs or txs[0][0] > day:
+            if not txs or txs[0][0] > last or txs[-1][0] < first:
+                continue
+            begin = bisect_left(txs, first, key=_sale_key) if first > txs[0][0] else 0
+            if begin == len(txs) or txs[begin][T_SALE] > last:
                 continue
             ids = self._render.ids(rec)
             cust = self._render.customer(rec, day)
-            for t in txs:
-                if t[T_SALE] > day:
+            for t in itertools.islice(txs, begin, None):
+                if t[T_SALE] > last:
                     break
                 yield self._render.transaction(rec, t, day, ids, cust)
 
