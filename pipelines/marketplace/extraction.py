@@ -14,6 +14,7 @@ from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, log
 from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
+    ContentDigest,
     Window,
     add_months,
     batched,
@@ -76,18 +77,55 @@ def with_cursor(
     `arrives_late_days`), or None for a backfill. The cursor is the latest `cursor_of` value
     seen and is written only after the last record: dlt commits resource state together with
     the load, so a run that fails anywhere leaves the cursor where it was.
+
+    An incremental run whose re-read window holds exactly what the last load of that window
+    held (same start, same records: `content_digest`) yields nothing: loading it again could
+    change nothing (scd2 and the row-hash merges would land each row on itself, delete-insert
+    would put back what it deleted), and skipping it is what makes a no-op run cheap. A
+    rewrite, a late attribution row or a withdrawn event changes the digest, and the whole
+    window is then loaded as before.
     """
     state = dlt.current.resource_state()
     saved = state.get("cursor")
     newest = saved
 
-    def tracked() -> Iterator[Record]:
+    def tracked(items: Iterable[Record]) -> Iterator[Record]:
         nonlocal newest
-        for record in records(run.incremental_start(saved, arrives_late_days)):
+        for record in items:
             newest = later(newest, cursor_of(record))
             yield record
 
-    yield from batched(tracked())
+    start = run.incremental_start(saved, arrives_late_days)
+    if start is None:
+        yield from batched(tracked(records(None)))
+        state.pop("last_read", None)
+        state["cursor"] = newest
+        return
+    window = {"start": start.isoformat(), "events_from": iso(run.events_from)}
+    digest = ContentDigest()
+    held: list[Record] | None = []
+    for record in tracked(records(start)):
+        digest.add(record)
+        if held is None:
+            yield [record]
+            continue
+        held.append(record)
+        if len(held) > settings.UNCHANGED_CHECK_MAX_RECORDS:
+            # Too many to hold back: load them whatever they are.
+            yield from batched(held)
+            held = None
+    read = {**window, "digest": digest.hexdigest()}
+    if held is not None and state.get("last_read") == read:
+        log.info(
+            "%s: the %d records re-read from %s are unchanged since the last load",
+            dlt.current.resource_name(),
+            len(held),
+            start,
+        )
+        return
+    if held:
+        yield from batched(held)
+    state["last_read"] = read
     state["cursor"] = newest
 
 

@@ -109,8 +109,9 @@ class SimulatorState:
 
         With `record_filter`, only the records it keeps. The synthetic vendor then skips
         rendering the transactions sold outside the filter's window (a yearly export keeps a
-        tenth of them, and rendering the rest was most of what serving one cost) and the
-        licenses that start after its endDate.
+        tenth of them, and rendering the rest was most of what serving one cost), the
+        licenses that start after its endDate, and the records last updated before its
+        lastUpdated (an incremental run's pages).
         """
         if kind.startswith("events:"):
             events = details_events(self.expected(), kind.removeprefix("events:"))
@@ -119,14 +120,15 @@ class SimulatorState:
             as_of = as_of or self.vendor.today
             # Filtered before rendering where the synthetic vendor can (see above).
             start, end = record_filter.date_window() if record_filter else (None, None)
+            since = record_filter.updated_since() if record_filter else None
             vendor = self.vendor
             records: Iterable[Mapping[str, Any]]
             if kind == "licenses" and isinstance(vendor, SyntheticVendor):
-                records = vendor.licenses(as_of, with_data_insights, started_by=end)
+                records = vendor.licenses(as_of, with_data_insights, end, since)
             elif kind == "licenses":
                 records = vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
             elif kind == "transactions" and isinstance(vendor, SyntheticVendor):
-                records = vendor.transactions(as_of, start, end)
+                records = vendor.transactions(as_of, start, end, since)
             else:
                 records = getattr(self.vendor, kind)(as_of=as_of)
             # Run the generator to its first record while holding the lock: that is when the

@@ -115,6 +115,7 @@ import sys, duckdb
 folder, database = sys.argv[1], sys.argv[2]
 con = duckdb.connect(database)
 con.execute("set memory_limit = '1GB'")
+con.execute("set enable_progress_bar = false")
 rows = 0
 for kind in ("licenses", "transactions"):
     con.execute(
@@ -133,7 +134,7 @@ def ceiling(folder: Path, database: Path) -> tuple[Phase, int]:
         seconds, peak, code = timed(
             [sys.executable, "-c", _CEILING, str(folder), str(database)], stdout=sink
         )
-    rows = int(out.read_text().strip() or 0) if code == 0 else 0
+    rows = int(out.read_text().split()[-1]) if code == 0 else 0
     phase = Phase("ceiling: DuckDB read_json", seconds, rows, peak, True)
     return phase, rows
 

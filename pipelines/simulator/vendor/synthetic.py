@@ -21,6 +21,7 @@ from pipelines.simulator.vendor.catalog import (
     HORIZON_MARGIN,
     HOSTINGS,
     MASK64,
+    REFUND,
     SIZES,
     VENDOR_SLUGS,
     App,
@@ -29,10 +30,14 @@ from pipelines.simulator.vendor.catalog import (
 from pipelines.simulator.vendor.render import Renderer
 from pipelines.simulator.vendor.stories import (
     L_ATTRIB,
+    L_EVENTS,
     L_FEEDBACK,
     L_START,
     L_TXS,
+    T_REFUNDED,
+    T_REWRITE,
     T_SALE,
+    T_TYPE,
     draw_story,
 )
 
@@ -190,6 +195,7 @@ class SyntheticVendor:
         as_of: date | None = None,
         with_data_insights: bool = True,
         started_by: date | None = None,
+        updated_since: date | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the license records as of a day, in license order.
 
@@ -199,6 +205,8 @@ class SyntheticVendor:
             started_by: Leave out the licenses that start after this day (a maintenance period
                 never starts before its license does, so an endDate filter drops them anyway),
                 except the sticky ones (MP-557), which every export returns.
+            updated_since: Leave out the licenses last updated before this day (decided from
+                the story, without rendering: an incremental run's pages keep a few).
 
         Yields:
             One v2 License dict per license that exists on that day.
@@ -207,8 +215,9 @@ class SyntheticVendor:
         last = day
         if started_by is not None:
             last = min(day, max((started_by - EPOCH).days, self._sticky_last_start))
+        since = (updated_since - EPOCH).days if updated_since else -1
         for rec in self._licenses:
-            if rec[L_START] <= last:
+            if rec[L_START] <= last and (since < 0 or _license_updated_since(rec, day, since)):
                 yield self._render.license(rec, day, with_data_insights)
 
     def transactions(
@@ -216,6 +225,7 @@ class SyntheticVendor:
         as_of: date | None = None,
         sold_from: date | None = None,
         sold_to: date | None = None,
+        updated_since: date | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the transaction lines as of a day, by license then sale date.
 
@@ -223,6 +233,7 @@ class SyntheticVendor:
             as_of: The day; today when None.
             sold_from: Only lines sold on or after this day (None: from the first).
             sold_to: Only lines sold on or before this day (None: up to `as_of`).
+            updated_since: Only lines last updated on or after this day.
 
         Yields:
             One v2 Transaction dict per line sold on or before that day (and in the window).
@@ -232,6 +243,7 @@ class SyntheticVendor:
         # lines, and rendering the other nine tenths was most of what serving it cost.
         first = (sold_from - EPOCH).days if sold_from else -1
         last = min(day, (sold_to - EPOCH).days) if sold_to else day
+        since = (updated_since - EPOCH).days if updated_since else -1
         for rec in self._licenses:
             txs = rec[L_TXS]
             if not txs or txs[0][0] > last or txs[-1][0] < first:
@@ -239,11 +251,15 @@ class SyntheticVendor:
             begin = bisect_left(txs, first, key=_sale_key) if first > txs[0][0] else 0
             if begin == len(txs) or txs[begin][T_SALE] > last:
                 continue
-            ids = self._render.ids(rec)
-            cust = self._render.customer(rec, day)
+            ids: dict[str, str] | None = None
             for t in itertools.islice(txs, begin, None):
                 if t[T_SALE] > last:
                     break
+                if since >= 0 and _transaction_updated(t, day) < since:
+                    continue
+                if ids is None:
+                    ids = self._render.ids(rec)
+                    cust = self._render.customer(rec, day)
                 yield self._render.transaction(rec, t, day, ids, cust)
 
     def feedback(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
@@ -282,3 +298,27 @@ class SyntheticVendor:
 
 def _sale_key(t: tuple[int, ...]) -> int:
     return t[0]
+
+
+# The two rules below restate how render.py dates lastUpdated, so that a lastUpdated filter can
+# skip rendering; the byte-identical comparison in DECISIONLOG.md (perf) checks they agree.
+
+
+def _license_updated_since(rec: tuple[Any, ...], day: int, since: int) -> bool:
+    """Whether the license's lastUpdated as of `day` is on or after `since`: its start, an
+    event or a sale (refunds aside) on a day in [since, day]."""
+    if since <= rec[L_START] <= day:
+        return True
+    if any(since <= event[0] <= day for event in rec[L_EVENTS]):
+        return True
+    return any(since <= t[T_SALE] <= day and t[T_TYPE] != REFUND for t in rec[L_TXS])
+
+
+def _transaction_updated(t: tuple[int, ...], day: int) -> int:
+    """A transaction line's lastUpdated as of `day` (a rewrite or refund counts once done)."""
+    last = t[T_SALE]
+    if 0 < t[T_REWRITE] <= day:
+        last = max(last, t[T_REWRITE])
+    if 0 < t[T_REFUNDED] <= day:
+        last = max(last, t[T_REFUNDED])
+    return int(last)
