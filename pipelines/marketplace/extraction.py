@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+import orjson
 
 from pipelines.errors import UserError
 from pipelines.marketplace import settings
@@ -103,28 +105,25 @@ def with_cursor(
         return
     window = {"start": start.isoformat(), "events_from": iso(run.events_from)}
     digest = ContentDigest()
-    held: list[Record] | None = []
-    for record in tracked(records(start)):
-        digest.add(record)
-        if held is None:
-            yield [record]
-            continue
-        held.append(record)
-        if len(held) > settings.UNCHANGED_CHECK_MAX_RECORDS:
-            # Too many to hold back: load them whatever they are.
-            yield from batched(held)
-            held = None
-    read = {**window, "digest": digest.hexdigest()}
-    if held is not None and state.get("last_read") == read:
-        log.info(
-            "%s: the %d records re-read from %s are unchanged since the last load",
-            dlt.current.resource_name(),
-            len(held),
-            start,
-        )
-        return
-    if held:
-        yield from batched(held)
+    count = 0
+    # Held back in a scratch file, not in memory (six months of a large vendor's metric events
+    # are hundreds of thousands), until the digest says whether to load them.
+    with tempfile.TemporaryFile() as spool:
+        for record in tracked(records(start)):
+            digest.add(record)
+            spool.write(orjson.dumps(record) + b"\n")
+            count += 1
+        read = {**window, "digest": digest.hexdigest()}
+        if state.get("last_read") == read:
+            log.info(
+                "%s: the %d records re-read from %s are unchanged since the last load",
+                dlt.current.resource_name(),
+                count,
+                start,
+            )
+            return
+        spool.seek(0)
+        yield from batched(orjson.loads(line) for line in spool)
     state["last_read"] = read
     state["cursor"] = newest
 

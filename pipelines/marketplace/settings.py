@@ -131,8 +131,5 @@ BATCH_SIZE = 1000
 # Metric events re-read this many months before the latest data day: a refund or a late
 # decision can still change an event that recent. Aggregates are re-read whole (3 small calls).
 METRIC_EVENTS_TRAILING_MONTHS = 6
-# An incremental run holds back up to this many re-read records of a resource to see whether they
-# are exactly what the last load held (then nothing is loaded); past it they are loaded anyway.
-UNCHANGED_CHECK_MAX_RECORDS = 200_000
 # A progress line every this many records of a long download.
 PROGRESS_EVERY = 100_000
