@@ -110,8 +110,8 @@ class SimulatorState:
         With `record_filter`, only the records it keeps. The synthetic vendor then skips
         rendering the transactions sold outside the filter's window (a yearly export keeps a
         tenth of them, and rendering the rest was most of what serving one cost), the
-        licenses that start after its endDate, and the records last updated before its
-        lastUpdated (an incremental run's pages).
+        licenses that start after its endDate, the records last updated before its
+        lastUpdated (an incremental run's pages) and the attribution outside its dates.
         """
         if kind.startswith("events:"):
             events = details_events(self.expected(), kind.removeprefix("events:"))
@@ -129,6 +129,8 @@ class SimulatorState:
                 records = vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
             elif kind == "transactions" and isinstance(vendor, SyntheticVendor):
                 records = vendor.transactions(as_of, start, end, since)
+            elif kind == "marketing_attribution" and isinstance(vendor, SyntheticVendor):
+                records = vendor.marketing_attribution(as_of, start, end)
             else:
                 records = getattr(self.vendor, kind)(as_of=as_of)
             # Run the generator to its first record while holding the lock: that is when the

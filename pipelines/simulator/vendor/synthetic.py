@@ -277,23 +277,37 @@ class SyntheticVendor:
                 if f[0] <= day:
                     yield self._render.feedback(rec, f)
 
-    def marketing_attribution(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
+    def marketing_attribution(
+        self,
+        as_of: date | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Yield the marketing attribution rows as of a day.
 
         Args:
             as_of: The day; today when None.
+            since: Only rows whose eventTimestamp falls on or after this day.
+            until: Only rows whose eventTimestamp falls on or before this day.
 
         Yields:
             One v2 MarketingAttributionActivity dict per event of an evaluation started on or
             before that day.
         """
         day = self._as_of(as_of)
+        # eventTimestamp is EPOCH + a[1] seconds: its day is a[1] // 86400, known unrendered.
+        first = (since - EPOCH).days if since else None
+        last = (until - EPOCH).days if until else None
         for rec in self._licenses:
             # Atlassian attributes the 30 days of page activity before an evaluation once the
             # evaluation starts: the rows appear on that day, dated up to 30 days earlier.
             if rec[L_START] <= day:
                 for a in rec[L_ATTRIB]:
-                    yield self._render.attribution(rec, a)
+                    stamp_day = a[1] // 86_400
+                    if (first is None or stamp_day >= first) and (
+                        last is None or stamp_day <= last
+                    ):
+                        yield self._render.attribution(rec, a)
 
 
 def _sale_key(t: tuple[int, ...]) -> int:
