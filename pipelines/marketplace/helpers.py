@@ -63,6 +63,24 @@ def row_hash(record: Mapping[str, Any]) -> str:
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
+class ContentDigest:
+    """What a set of records holds, whatever their order: the sum of their 128-bit hashes.
+
+    Pages can come back in another order with the same content; a sum does not see order.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        encoded = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        value = int.from_bytes(hashlib.blake2b(encoded, digest_size=16).digest(), "big")
+        self.total = (self.total + value) % (1 << 128)
+
+    def hexdigest(self) -> str:
+        return f"{self.total:032x}"
+
+
 def metric_event_key(metric: str, event: Mapping[str, Any]) -> str:
     """Identity of a metric event, which has no id: one event per license, app, date and
     transaction within a metric. Unlike `row_hash` it survives a bumped lastUpdated."""

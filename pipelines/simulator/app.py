@@ -195,8 +195,8 @@ def make_export_handler(entity: str, kind: str) -> Callable[[Request], Awaitable
         params = multi_params(request.query_params.multi_items())
         parse_accept(params)
         record_filter = _filter(request, api, entity, params)
-        records = state.records(kind, with_data_insights=_insights(params, entity))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
+        records = state.records(kind, None, _insights(params, entity), record_filter)
+        return stream_array(map(_decorate(api, state), records))
 
     return handler
 
@@ -270,8 +270,8 @@ def make_download_handler(kind: ExportKind) -> Callable[[Request], Awaitable[Res
         if job.status != "COMPLETED":
             raise ApiError(404, "Export is being processed")
         record_filter = _filter(request, api, kind, job.params)
-        records = state.records(kind, job.as_of, _insights(job.params, kind))
-        return stream_array(map(_decorate(api, state), record_filter.apply(records)))
+        records = state.records(kind, job.as_of, _insights(job.params, kind), record_filter)
+        return stream_array(map(_decorate(api, state), records))
 
     return handler
 

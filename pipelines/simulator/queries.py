@@ -408,6 +408,17 @@ class RecordFilter:
             return False
         return self._date_ok(record)
 
+    def date_window(self) -> tuple[date | None, date | None]:
+        """startDate and endDate as dates (None when absent)."""
+        return (
+            date.fromisoformat(self.start) if self.start else None,
+            date.fromisoformat(self.end) if self.end else None,
+        )
+
+    def updated_since(self) -> date | None:
+        """lastUpdated as a date (None when absent)."""
+        return date.fromisoformat(self.last_updated) if self.last_updated else None
+
     def apply(self, records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
         if self.start is not None and self.end is not None and self.start > self.end:
             # The live API answers an inverted window with an empty result, not an error.

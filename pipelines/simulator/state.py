@@ -99,22 +99,46 @@ class SimulatorState:
             return self.vendor.today
 
     def records(
-        self, kind: str, as_of: date | None = None, with_data_insights: bool = False
+        self,
+        kind: str,
+        as_of: date | None = None,
+        with_data_insights: bool = False,
+        record_filter: RecordFilter | None = None,
     ) -> Iterable[Mapping[str, Any]]:
-        """The vendor's records of one kind as of a day (default: the simulated today)."""
+        """The vendor's records of one kind as of a day (default: the simulated today).
+
+        With `record_filter`, only the records it keeps. The synthetic vendor then skips
+        rendering the transactions sold outside the filter's window (a yearly export keeps a
+        tenth of them, and rendering the rest was most of what serving one cost), the
+        licenses that start after its endDate, the records last updated before its
+        lastUpdated (an incremental run's pages) and the attribution outside its dates.
+        """
         if kind.startswith("events:"):
-            return details_events(self.expected(), kind.removeprefix("events:"))
+            events = details_events(self.expected(), kind.removeprefix("events:"))
+            return record_filter.apply(events) if record_filter else events
         with self.lock:
             as_of = as_of or self.vendor.today
-            if kind == "licenses":
-                records = self.vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
+            # Filtered before rendering where the synthetic vendor can (see above).
+            start, end = record_filter.date_window() if record_filter else (None, None)
+            since = record_filter.updated_since() if record_filter else None
+            vendor = self.vendor
+            records: Iterable[Mapping[str, Any]]
+            if kind == "licenses" and isinstance(vendor, SyntheticVendor):
+                records = vendor.licenses(as_of, with_data_insights, end, since)
+            elif kind == "licenses":
+                records = vendor.licenses(as_of=as_of, with_data_insights=with_data_insights)
+            elif kind == "transactions" and isinstance(vendor, SyntheticVendor):
+                records = vendor.transactions(as_of, start, end, since)
+            elif kind == "marketing_attribution" and isinstance(vendor, SyntheticVendor):
+                records = vendor.marketing_attribution(as_of, start, end)
             else:
                 records = getattr(self.vendor, kind)(as_of=as_of)
             # Run the generator to its first record while holding the lock: that is when the
             # vendor draws whatever it has not drawn yet.
             iterator = iter(records)
             first = list(itertools.islice(iterator, 1))
-        return itertools.chain(first, iterator)
+        chained = itertools.chain(first, iterator)
+        return record_filter.apply(chained) if record_filter else chained
 
     def expected(self) -> MetricTables:
         """The ground-truth metric tables, computed once per simulated day.
@@ -156,7 +180,7 @@ class SimulatorState:
         kept: list[Mapping[str, Any]] | None = []
         page: list[Mapping[str, Any]] = []
         total = 0
-        for record in record_filter.apply(self.records(kind, with_data_insights=insights)):
+        for record in self.records(kind, with_data_insights=insights, record_filter=record_filter):
             if offset <= total < offset + limit:
                 page.append(record)
             if kept is not None:
@@ -190,11 +214,12 @@ def build_state(
 
 
 def parse_size(size: str | int) -> str | int:
-    """tiny, small, large, or a number of licenses."""
+    """A size name of SIZES (tiny, small, medium, large), or a number of licenses."""
     if isinstance(size, int) or size in SIZES:
         return size
     if not size.isdigit():
-        raise UserError(f"Unknown vendor size {size!r}: use tiny, small, large or a number.")
+        names = ", ".join(SIZES)
+        raise UserError(f"Unknown vendor size {size!r}: use {names} or a number.")
     return int(size)
 
 

@@ -1,27 +1,50 @@
-"""`make bench`: a large-vendor backfill into a temporary warehouse; prints rows/s and peak RSS.
+"""`make bench`: the pipeline beside DuckDB's own speed on the same data, per vendor size.
 
-The simulator runs in its own process so that the figures are the pipeline's alone (its CPU
-and memory would otherwise be counted with ours). A benchmark asserts nothing.
+For each size (default: medium = 100k licenses, then large = 1.04M) one table: phase, seconds,
+rows/s, peak RSS and the ratio to the ceiling measured in the same run. The ceiling is DuckDB's
+`read_json` of the very export files the backfill downloads, so a busy machine slows both sides
+alike and the ratio stays comparable. Every phase runs in its own process (the simulator too),
+so each peak RSS is that process's alone (os.wait4). A benchmark asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import datetime as dt
 import os
-import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import runner
+from pipelines.marketplace import settings
+from pipelines.marketplace.client import MarketplaceClient
+from pipelines.marketplace.helpers import license_windows, parse_date, window_params, windows
+
+# The exports a backfill of licenses + transactions downloads, as (kind, path, params).
+Export = tuple[str, str, dict[str, str]]
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    rows: int | None = None
+    peak_mb: float | None = None
+    # The process's own CPU seconds (user + system): on a shared machine the wall clock also
+    # counts waiting for a core, and for the simulator in another process.
+    cpu: float | None = None
+    # Ratio to the ceiling: the ceiling's seconds over this phase's (1.0 = DuckDB's own speed).
+    compare: bool = False
+    note: str = ""
 
 
 def _free_port() -> int:
@@ -30,105 +53,237 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _peak_rss_mb() -> float:
+def timed(
+    command: list[str], env: dict[str, str] | None = None, stdout: Any = None
+) -> tuple[float, float, float, int]:
+    """Run a command to its end: (wall seconds, its peak RSS in MB, its CPU seconds, exit code)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=stdout)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, cpu, process.returncode
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def backfill_exports(today: dt.date) -> list[Export]:
+    """The same plan as the backfill (extraction.license_records / transaction_records)."""
+    first = parse_date(settings.DEFAULT_START_DATE, "start_date")
+    plan: list[Export] = [
+        (
+            "licenses",
+            "licenses",
+            {
+                **settings.LICENSE_FLAGS,
+                **window_params(w),
+                **(settings.INSIGHTS_FLAG if w.insights else {}),
+            },
+        )
+        for w in license_windows(first)
+    ]
+    plan += [
+        ("transactions", "sales/transactions", {**settings.TRANSACTION_FLAGS, **window_params(w)})
+        for w in windows(first, today, settings.BACKFILL_WINDOW_MONTHS)
+    ]
+    return plan
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float) -> dict:
+def download(client: MarketplaceClient, plan: list[Export], folder: Path) -> tuple[float, int]:
+    """Initiate every export, wait for each, stream each body to a file: (seconds, bytes)."""
+    started = time.perf_counter()
+    handles = [client.initiate_export(path, params) for _, path, params in plan]
+    total = 0
+    raw = httpx.Client(auth=httpx.BasicAuth(*_credentials()), timeout=600)
+    for number, ((kind, _, _), handle) in enumerate(zip(plan, handles, strict=True)):
+        while client.export_status(handle) != "COMPLETED":
+            time.sleep(0.05)
+        target = folder / f"{kind}-{number:02d}.json"
+        with raw.stream("GET", handle.download_url) as response, target.open("wb") as out:
+            response.raise_for_status()
+            for chunk in response.iter_bytes(1 << 20):
+                out.write(chunk)
+                total += len(chunk)
+    raw.close()
+    return time.perf_counter() - started, total
+
+
+def _credentials() -> tuple[str, str]:
+    from pipelines.simulator.state import DEFAULT_API_TOKEN, DEFAULT_EMAIL
+
+    return DEFAULT_EMAIL, DEFAULT_API_TOKEN
+
+
+# Runs in a child process so that its peak RSS is its own; prints the row count.
+_CEILING = """
+import sys, duckdb
+folder, database = sys.argv[1], sys.argv[2]
+con = duckdb.connect(database)
+con.execute("set memory_limit = '1GB'")
+con.execute("set enable_progress_bar = false")
+rows = 0
+for kind in ("licenses", "transactions"):
+    con.execute(
+        f"create table {kind} as select * from read_json('{folder}/{kind}-*.json', "
+        "format = 'array', union_by_name = true)"
+    )
+    rows += con.execute(f"select count(*) from {kind}").fetchone()[0]
+print(rows)
+"""
+
+
+def ceiling(folder: Path, database: Path) -> tuple[Phase, int]:
+    """DuckDB's read_json of the downloaded files into tables, in a child process."""
+    out = folder / "ceiling.out"
+    with out.open("w") as sink:
+        seconds, peak, cpu, code = timed(
+            [sys.executable, "-c", _CEILING, str(folder), str(database)], stdout=sink
+        )
+    rows = int(out.read_text().split()[-1]) if code == 0 else 0
+    phase = Phase("ceiling: DuckDB read_json", seconds, rows, peak, cpu, True)
+    return phase, rows
+
+
+def _mpac(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", *arguments]
+
+
+def bench_size(size: str, seed: str) -> list[Phase]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    simulator = subprocess.Popen(
+        _mpac("simulate", "--port", str(port), "--size", size, "--seed", seed),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    phases: list[Phase] = []
+    try:
+        state = _wait_for(url, simulator, timeout=1800)
+        phases.append(
+            Phase(
+                "simulator start-up",
+                time.perf_counter() - started,
+                note=", ".join(f"{k} {v:,}" for k, v in state["counts"].items()),
+            )
+        )
+        # The metric ground truth is computed on the first metric request (minutes for a large
+        # vendor, blocking the simulator): before any clock starts.
+        warm = time.perf_counter()
+        httpx.get(f"{url}/admin/expected/churn", timeout=3600).raise_for_status()
+        phases.append(Phase("simulator metrics", time.perf_counter() - warm))
+        env = {
+            "SOURCES__MARKETPLACE__VENDOR_ID": str(state["vendor_id"]),
+            "SOURCES__MARKETPLACE__BASE_URL": url,
+            "SOURCES__MARKETPLACE__EMAIL": _credentials()[0],
+            "SOURCES__MARKETPLACE__API_TOKEN": _credentials()[1],
+            "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.2",
+        }
+        client = MarketplaceClient(
+            base_url=url,
+            email=_credentials()[0],
+            api_token=_credentials()[1],
+            vendor_id=str(state["vendor_id"]),
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            today = dt.date.fromisoformat(state["today"])
+            seconds, size_bytes = download(client, backfill_exports(today), folder)
+            client.close()
+            ceiling_phase, rows = ceiling(folder, folder / "ceiling.duckdb")
+            phases.append(
+                Phase(
+                    "simulator export serving",
+                    seconds,
+                    rows,
+                    compare=True,
+                    note=f"{size_bytes / 2**20:,.0f} MB, {size_bytes / 2**20 / seconds:,.1f} MB/s",
+                )
+            )
+            phases.append(ceiling_phase)
+            for path in folder.glob("*.json"):
+                path.unlink()
+            warehouse = str(folder / "bench.duckdb")
+            steps = [
+                ("backfill licenses + transactions", ["--resources", "licenses,transactions"]),
+                (
+                    "backfill other resources",
+                    [
+                        "--resources",
+                        "feedback,marketing_attribution,metric_aggregates,metric_events",
+                    ],
+                ),
+                # The first incremental run re-reads and loads its look-back windows; the next
+                # finds them unchanged (nothing changed in between): that is the no-op run.
+                ("first incremental run", []),
+                ("no-op incremental run", []),
+            ]
+            for name, extra in steps:
+                seconds, peak, cpu, code = timed(
+                    _mpac("run", "--no-transform", "--warehouse", warehouse, *extra), env
+                )
+                first = name.startswith("backfill licenses")
+                phases.append(
+                    Phase(
+                        name,
+                        seconds,
+                        rows if first else None,
+                        peak,
+                        cpu,
+                        compare=first,
+                        note="" if code == 0 else f"exit {code}",
+                    )
+                )
+            seconds, peak, cpu, code = timed(_mpac("transform", "--warehouse", warehouse))
+            note = "" if code == 0 else f"exit {code}"
+            phases.append(Phase("dbt build", seconds, None, peak, cpu, note=note))
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=60)
+    return phases
+
+
+def _wait_for(url: str, process: subprocess.Popen[Any], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the simulator exited with code {process.returncode}")
         try:
-            return httpx.get(f"{url}/admin/state", timeout=5).json()
+            state: dict[str, Any] = httpx.get(f"{url}/admin/state", timeout=5).json()
+            return state
         except httpx.HTTPError:
             time.sleep(0.5)
     raise SystemExit("the simulator did not start in time")
 
 
+def render(size: str, phases: list[Phase]) -> Table:
+    table = Table(title=f"{size} vendor")
+    for column in ("phase", "seconds", "CPU s", "rows/s", "peak RSS MB", "x ceiling", "note"):
+        table.add_column(column, justify="left" if column in ("phase", "note") else "right")
+    top = next((p for p in phases if p.name.startswith("ceiling")), None)
+    for phase in phases:
+        rate = f"{phase.rows / phase.seconds:,.0f}" if phase.rows else ""
+        ratio = f"{top.seconds / phase.seconds:.2f}" if top and phase.compare else ""
+        peak = f"{phase.peak_mb:,.0f}" if phase.peak_mb is not None else ""
+        cpu = f"{phase.cpu:,.1f}" if phase.cpu is not None else ""
+        table.add_row(phase.name, f"{phase.seconds:,.1f}", cpu, rate, peak, ratio, phase.note)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", default="large", help="tiny, small, large or a license count")
+    parser.add_argument("--sizes", default="medium,large", help="comma-separated size names")
     parser.add_argument("--seed", default="42")
-    parser.add_argument("--resources", default=None, help="comma-separated subset (default: all)")
     options = parser.parse_args()
-    console = Console()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    logging.getLogger("pipelines.marketplace").setLevel(logging.INFO)
-
-    from pipelines.simulator.state import DEFAULT_API_TOKEN, DEFAULT_EMAIL
-
-    port = _free_port()
-    started = time.perf_counter()
-    simulator = subprocess.Popen(
-        [
-            sys.executable, "-m", "pipelines.cli", "simulate",
-            "--port", str(port), "--size", options.size, "--seed", options.seed,
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        state = _wait_for(url, simulator, timeout=900)
-        console.print(
-            f"simulator: size {options.size}, up in {time.perf_counter() - started:.0f} s, "
-            f"records {state.get('counts')}"
-        )
-        # The simulator computes its metric ground truth on the first metric request (minutes
-        # for a large vendor, blocking its event loop): do it before the clock starts, so the
-        # figures measure the pipeline rather than the simulator.
-        warm = time.perf_counter()
-        httpx.get(f"{url}/admin/expected/churn", timeout=1800).raise_for_status()
-        console.print(f"simulator metrics computed in {time.perf_counter() - warm:.0f} s")
-        # Not RunningSimulator.env(): this simulator is another process, known by its URL only.
-        os.environ.update(
-            {
-                "SOURCES__MARKETPLACE__VENDOR_ID": str(state["vendor_id"]),
-                "SOURCES__MARKETPLACE__BASE_URL": url,
-                "SOURCES__MARKETPLACE__EMAIL": DEFAULT_EMAIL,
-                "SOURCES__MARKETPLACE__API_TOKEN": DEFAULT_API_TOKEN,
-                "SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS": "0.2",
-            }
-        )
-        with tempfile.TemporaryDirectory() as scratch:
-            warehouse = Path(scratch) / "bench.duckdb"
-            rss_before = _peak_rss_mb()
-            cpu_before = _cpu_seconds()
-            started = time.perf_counter()
-            result = runner.run(warehouse, resources=options.resources, transform=False)
-            seconds = time.perf_counter() - started
-            cpu = _cpu_seconds() - cpu_before
-            size_mb = warehouse.stat().st_size / 2**20
-    finally:
-        simulator.terminate()
-        simulator.wait(timeout=30)
-
-    rows = sum(result.rows.values())
-    table = Table(title=f"Backfill of a {options.size} vendor (parquet loader)")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, count in sorted(result.rows.items()):
-        table.add_row(name, f"{count:,}")
-    console.print(table)
-    console.print(f"rows loaded      {rows:,} (all tables, child tables included)")
-    console.print(f"wall time        {seconds:.1f} s")
-    console.print(
-        f"throughput       {rows / seconds:,.0f} rows/s (API + extract + normalize + load)"
-    )
-    console.print(
-        f"pipeline CPU     {cpu:.1f} s = {rows / max(cpu, 0.001):,.0f} rows per CPU second "
-        "(the rate a faster API would allow: the one-process simulator is usually the limit)"
-    )
-    console.print(
-        f"peak RSS         {_peak_rss_mb():,.0f} MB (before the run: {rss_before:,.0f} MB)"
-    )
-    console.print(f"warehouse size   {size_mb:,.1f} MB")
+    # Wide enough for the table on one line per phase, whatever the terminal says.
+    console = Console(width=160)
+    tables = []
+    for size in options.sizes.split(","):
+        console.print(f"[bold]{size}[/]: running (load average {os.getloadavg()[0]:.1f})")
+        tables.append(render(size, bench_size(size.strip(), options.seed)))
+        console.print(tables[-1])
+    console.print("\nSummary")
+    for table in tables:
+        console.print(table)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.marketplace.helpers import (
+    ContentDigest,
     Window,
     add_months,
     flatten_metric_aggregates,
@@ -198,3 +199,24 @@ class TestMetricAggregates:
         assert row["billing_period"] is None
         assert row["conversion_type"] == "Net New"
         assert row["count"] == 2
+
+
+def _digest(records: list[dict[str, object]]) -> str:
+    digest = ContentDigest()
+    for record in records:
+        digest.add(record)
+    return digest.hexdigest()
+
+
+class TestContentDigest:
+    def test_the_order_of_records_and_keys_does_not_matter(self) -> None:
+        a, b = {"id": 1, "status": "active"}, {"status": "paid", "id": 2}
+        assert _digest([a, b]) == _digest([{"id": 2, "status": "paid"}, a])
+
+    def test_a_rewritten_field_an_extra_or_a_missing_record_changes_it(self) -> None:
+        a, b = {"id": 1, "status": "active"}, {"id": 2, "status": "paid"}
+        base = _digest([a, b])
+        assert _digest([a, {**b, "status": "refunded"}]) != base
+        assert _digest([a, b, {"id": 3}]) != base
+        assert _digest([a]) != base
+        assert _digest([]) != base

@@ -11,7 +11,8 @@ from functools import cache
 
 # Licenses as of today per named size (SyntheticVendor measures each).
 DEFAULT_TODAY = date(2026, 11, 15)
-SIZES: dict[str, int] = {"tiny": 80, "small": 800, "large": 1_000_000}
+# medium: the 100k-license vendor `make bench` develops on (a tenth of large, minutes not tens).
+SIZES: dict[str, int] = {"tiny": 80, "small": 800, "medium": 100_000, "large": 1_000_000}
 
 EPOCH = date(2016, 1, 1)
 # Events are drawn this far past the construction day so that time travel reveals new ones; an

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import uuid
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from pipelines.simulator.vendor.catalog import (
     HORIZON_MARGIN,
     HOSTINGS,
     MASK64,
+    REFUND,
     SIZES,
     VENDOR_SLUGS,
     App,
@@ -28,12 +30,16 @@ from pipelines.simulator.vendor.catalog import (
 from pipelines.simulator.vendor.render import Renderer
 from pipelines.simulator.vendor.stories import (
     L_ATTRIB,
+    L_EVENTS,
     L_FEEDBACK,
     L_RELATED,
     L_START,
     L_TXS,
     ORIGINAL,
+    T_REFUNDED,
+    T_REWRITE,
     T_SALE,
+    T_TYPE,
     draw_story,
 )
 
@@ -99,6 +105,8 @@ class SyntheticVendor:
         self._draw_until(self._today0)
         y2018, y2019 = (date(2018, 1, 1) - EPOCH).days, (date(2019, 1, 1) - EPOCH).days
         sticky: list[str] = []
+        # The latest start of a sticky license: licenses(started_by=...) must not skip them.
+        self._sticky_last_start = -1
         for lic in self._licenses:
             if lic[L_RELATED] != ORIGINAL:
                 continue  # a v2 cross-sell or migration: not where its story starts
@@ -106,6 +114,7 @@ class SyntheticVendor:
                 break
             if lic[L_START] >= y2018:
                 sticky.append(self._render.ids(lic)["addonLicenseId"])
+                self._sticky_last_start = lic[L_START]
         self.sticky_license_ids = frozenset(sticky)
 
     # --- drawing -------------------------------------------------------------------------
@@ -186,41 +195,75 @@ class SyntheticVendor:
         return dict(result)
 
     def licenses(
-        self, as_of: date | None = None, with_data_insights: bool = True
+        self,
+        as_of: date | None = None,
+        with_data_insights: bool = True,
+        started_by: date | None = None,
+        updated_since: date | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the license records as of a day, in license order.
 
         Args:
             as_of: The day; today when None.
             with_data_insights: Whether to add the data-insight fields (from 2018-07 only).
+            started_by: Leave out the licenses that start after this day (a maintenance period
+                never starts before its license does, so an endDate filter drops them anyway),
+                except the sticky ones (MP-557), which every export returns.
+            updated_since: Leave out the licenses last updated before this day (decided from
+                the story, without rendering: an incremental run's pages keep a few).
 
         Yields:
             One v2 License dict per license that exists on that day.
         """
         day = self._as_of(as_of)
+        last = day
+        if started_by is not None:
+            last = min(day, max((started_by - EPOCH).days, self._sticky_last_start))
+        since = (updated_since - EPOCH).days if updated_since else -1
         for rec in self._licenses:
-            if rec[L_START] <= day:
+            if rec[L_START] <= last and (since < 0 or _license_updated_since(rec, day, since)):
                 yield self._render.license(rec, day, with_data_insights)
 
-    def transactions(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
+    def transactions(
+        self,
+        as_of: date | None = None,
+        sold_from: date | None = None,
+        sold_to: date | None = None,
+        updated_since: date | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Yield the transaction lines as of a day, by license then sale date.
 
         Args:
             as_of: The day; today when None.
+            sold_from: Only lines sold on or after this day (None: from the first).
+            sold_to: Only lines sold on or before this day (None: up to `as_of`).
+            updated_since: Only lines last updated on or after this day.
 
         Yields:
-            One v2 Transaction dict per line sold on or before that day.
+            One v2 Transaction dict per line sold on or before that day (and in the window).
         """
         day = self._as_of(as_of)
+        # The sale window is applied before rendering: a yearly export keeps a tenth of the
+        # lines, and rendering the other nine tenths was most of what serving it cost.
+        first = (sold_from - EPOCH).days if sold_from else -1
+        last = min(day, (sold_to - EPOCH).days) if sold_to else day
+        since = (updated_since - EPOCH).days if updated_since else -1
         for rec in self._licenses:
             txs = rec[L_TXS]
-            if not txs or txs[0][0] > day:
+            if not txs or txs[0][0] > last or txs[-1][0] < first:
                 continue
-            ids = self._render.ids(rec)
-            cust = self._render.customer(rec, day)
-            for t in txs:
-                if t[T_SALE] > day:
+            begin = bisect_left(txs, first, key=_sale_key) if first > txs[0][0] else 0
+            if begin == len(txs) or txs[begin][T_SALE] > last:
+                continue
+            ids: dict[str, str] | None = None
+            for t in itertools.islice(txs, begin, None):
+                if t[T_SALE] > last:
                     break
+                if since >= 0 and _transaction_updated(t, day) < since:
+                    continue
+                if ids is None:
+                    ids = self._render.ids(rec)
+                    cust = self._render.customer(rec, day)
                 yield self._render.transaction(rec, t, day, ids, cust)
 
     def feedback(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
@@ -238,24 +281,62 @@ class SyntheticVendor:
                 if f[0] <= day:
                     yield self._render.feedback(rec, f)
 
-    def marketing_attribution(self, as_of: date | None = None) -> Iterator[dict[str, Any]]:
+    def marketing_attribution(
+        self,
+        as_of: date | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Yield the marketing attribution rows as of a day.
 
         Args:
             as_of: The day; today when None.
+            since: Only rows whose eventTimestamp falls on or after this day.
+            until: Only rows whose eventTimestamp falls on or before this day.
 
         Yields:
             One v2 MarketingAttributionActivity dict per event of an evaluation started on or
             before that day.
         """
         day = self._as_of(as_of)
+        # eventTimestamp is EPOCH + a[1] seconds: its day is a[1] // 86400, known unrendered.
+        first = (since - EPOCH).days if since else None
+        last = (until - EPOCH).days if until else None
         for rec in self._licenses:
             # Atlassian attributes the 30 days of page activity before an evaluation once the
             # evaluation starts: the rows appear on that day, dated up to 30 days earlier.
             if rec[L_START] <= day:
                 for a in rec[L_ATTRIB]:
-                    yield self._render.attribution(rec, a)
+                    stamp_day = a[1] // 86_400
+                    if (first is None or stamp_day >= first) and (
+                        last is None or stamp_day <= last
+                    ):
+                        yield self._render.attribution(rec, a)
 
 
 def _sale_key(t: tuple[int, ...]) -> int:
     return t[0]
+
+
+# The two rules below restate how render.py dates lastUpdated, so that a lastUpdated filter can
+# skip rendering; the byte-identical comparison in DECISIONLOG.md (perf) checks they agree.
+
+
+def _license_updated_since(rec: tuple[Any, ...], day: int, since: int) -> bool:
+    """Whether the license's lastUpdated as of `day` is on or after `since`: its start, an
+    event or a sale (refunds aside) on a day in [since, day]."""
+    if since <= rec[L_START] <= day:
+        return True
+    if any(since <= event[0] <= day for event in rec[L_EVENTS]):
+        return True
+    return any(since <= t[T_SALE] <= day and t[T_TYPE] != REFUND for t in rec[L_TXS])
+
+
+def _transaction_updated(t: tuple[int, ...], day: int) -> int:
+    """A transaction line's lastUpdated as of `day` (a rewrite or refund counts once done)."""
+    last = t[T_SALE]
+    if 0 < t[T_REWRITE] <= day:
+        last = max(last, t[T_REWRITE])
+    if 0 < t[T_REFUNDED] <= day:
+        last = max(last, t[T_REFUNDED])
+    return int(last)
