@@ -65,6 +65,15 @@ WarehouseOption = Annotated[
     str | None,
     typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
 ]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="When another run holds the warehouse, wait up to this many seconds (default: "
+        "stop at once with exit 2).",
+    ),
+]
 PublishOption = Annotated[
     str | None,
     typer.Option(
@@ -82,7 +91,10 @@ def _publish(warehouse: Path, publish: str | None) -> None:
     target = publish_path(publish)
     if target is None:
         return
-    seconds = publish_reader_copy(warehouse, target)
+    _said_published(target, publish_reader_copy(warehouse, target))
+
+
+def _said_published(target: Path, seconds: float) -> None:
     Console(stderr=True, soft_wrap=True).print(
         f"published a copy for readers at {target} ({seconds:.1f} s)", highlight=False
     )
@@ -123,17 +135,24 @@ def run(
         False, "--no-transform", help="Load the raw tables only; skip the dbt step."
     ),
     publish: PublishOption = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform."""
     from rich.table import Table
 
     from pipelines import runner
-    from pipelines.warehouse import warehouse_path
+    from pipelines.warehouse import publish_path, warehouse_path
 
     _show_progress()
     path = warehouse_path(warehouse)
     result = runner.run(
-        path, backfill=backfill, since=since, resources=resources, transform=not no_transform
+        path,
+        backfill=backfill,
+        since=since,
+        resources=resources,
+        transform=not no_transform,
+        wait=wait,
+        publish=publish_path(publish),
     )
     table = Table(
         title=f"Loaded into {path.name} ({'backfill' if result.backfill else 'incremental'})"
@@ -145,7 +164,8 @@ def run(
     console = Console()
     console.print(table)
     console.print(f"transform: {result.transform}")
-    _publish(path, publish)
+    if result.published is not None:
+        _said_published(*result.published)
 
 
 @app.command()
@@ -207,6 +227,7 @@ def transform(
         None, "--vars", help="More dbt vars as JSON, e.g. '{\"grace_days\": 14}'."
     ),
     publish: PublishOption = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
     import json
@@ -229,9 +250,12 @@ def transform(
             chosen["as_of_date"] = date.fromisoformat(as_of).isoformat()
         except ValueError:
             raise UserError(f"--as-of must be a date (YYYY-MM-DD), not {as_of!r}.") from None
+    from pipelines.writing import writer_lock
+
     path = warehouse_path(warehouse)
-    run_transform(path, select=select, vars=chosen or None)
-    _publish(path, publish)
+    with writer_lock(path, wait):
+        run_transform(path, select=select, vars=chosen or None)
+        _publish(path, publish)
 
 
 @app.command()
