@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipelines import transform
+from pipelines.status import read_status
 from pipelines.warehouse import RAW_DATASET
 from tests.helpers import cli, query, simulator_env
 from tests.pipeline.test_crash_safety import (
@@ -92,6 +93,7 @@ def test_a_full_disk_is_one_sentence_and_the_next_run_catches_up(
 ) -> None:
     sim, warehouse, env = loaded
     before = seen_by_readers(warehouse)
+    cursors = read_status(warehouse).cursors
     code, said = failing_run(point, warehouse, env)
     assert code == exit_code, said[-3000:]
     assert "Traceback" not in said
@@ -102,6 +104,8 @@ def test_a_full_disk_is_one_sentence_and_the_next_run_catches_up(
     assert {name: after[name] for name in marts} == marts
     assert (after != before) is landed
     assert after[f"{RAW_DATASET}.metric_aggregates"] > 0
+    # Cursors move with a landed load only.
+    assert (read_status(warehouse).cursors != cursors) is landed
     normal_run(warehouse, env)
     assert_matches_ground_truth(warehouse, sim)
     assert_metrics_match(warehouse, sim)
