@@ -112,6 +112,7 @@ MATRIX = [
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(900)  # two whole runs, dbt in both for the dbt cases, on 2 shared cores
 @pytest.mark.parametrize(("point", "kind"), MATRIX)
 def test_kill_9_then_a_normal_run_equals_the_ground_truth(
     simulator: Any, backfilled: Path, tmp_path: Path, point: str, kind: str
