@@ -184,6 +184,8 @@ def snapshot_packages(working_dir: Path) -> list[str]:
     snapshots.mkdir(parents=True, exist_ok=True)
     taken = []
     for package in sorted(normalized.iterdir()) if normalized.exists() else []:
+        if not package.is_dir():  # only package folders; dlt may keep other files there
+            continue
         target = snapshots / package.name
         if not target.exists():
             partial = snapshots / f".{package.name}.partial"
@@ -203,6 +205,8 @@ def restore_unlanded(working_dir: Path, landed: set[str]) -> list[str]:
     snapshots = _snapshots(working_dir)
     restored = []
     for snapshot in sorted(snapshots.iterdir()) if snapshots.exists() else []:
+        if not snapshot.is_dir():
+            continue
         if snapshot.name.startswith("."):
             shutil.rmtree(snapshot, ignore_errors=True)
             continue
@@ -232,7 +236,7 @@ def prune_loaded_packages(working_dir: Path, keep: list[str]) -> int:
     loaded = _load_folder(working_dir, "loaded")
     pruned = 0
     for package in sorted(loaded.iterdir()) if loaded.exists() else []:
-        if package.name not in keep:
+        if package.is_dir() and package.name not in keep:
             shutil.rmtree(package, ignore_errors=True)
             pruned += 1
     return pruned

@@ -44,6 +44,8 @@ def harness(point: str, *mpac: str) -> list[str]:
 
 def normal_run(warehouse: Path, env: dict[str, str], *args: str) -> Any:
     result = cli(["run", "--warehouse", str(warehouse), *args], env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # its traceback, not only its repr
     assert result.exit_code == 0, result.output[-3000:]
     return result
 
