@@ -133,7 +133,8 @@ def test_a_missing_warehouse_says_to_load_first(tmp_path: Path) -> None:
         run_transform(tmp_path / "nothing.duckdb")
 
 
-def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the command takes the writer lock beside the warehouse
     seen: dict[str, Any] = {}
 
     def fake_run(warehouse: Path, select: str | None = None, vars: Any = None) -> None:
