@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen --no-sync
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help install test test-unit test-integration lint format demo bench docs clean
+.PHONY: help install test test-unit test-integration test-chaos lint format demo bench docs clean clean-data
 
 help: ## List the make targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,14 +27,17 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed ## Create .venv with everything the project needs (idempotent)
 
-test: install ## Run the whole test suite (unit, integration, dbt)
-	$(RUN) pytest -n 2 --dist loadgroup
+test: install ## Run the test suite (unit, integration, dbt); the kill -9 matrix is test-chaos
+	$(RUN) pytest -n 2 --dist loadgroup -m "not chaos"
 
 test-unit: install ## Run the unit tests only (seconds)
 	$(RUN) pytest -m "not integration"
 
 test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
-	$(RUN) pytest -n 2 --dist loadgroup -m integration
+	$(RUN) pytest -n 2 --dist loadgroup -m "integration and not chaos"
+
+test-chaos: install ## kill -9 whole runs at 14 points, then a normal run: warehouse = ground truth
+	$(RUN) pytest -n 2 --dist loadgroup -m chaos
 
 lint: install ## Style (ruff, sqlfluff), package boundaries (import-linter) and types (mypy)
 	$(RUN) ruff check .
@@ -56,5 +59,13 @@ bench: install ## Pipeline vs DuckDB read_json on medium + large vendors (prints
 docs: install ## dbt docs of the demo warehouse (or MPAC_WAREHOUSE=...) as one static HTML page
 	@$(RUN) mpac docs --warehouse "$(or $(MPAC_WAREHOUSE),data/demo.duckdb)"
 
-clean: ## Remove the venv, the warehouse and build output
-	rm -rf $(VENV) $(TOOLS) data dbt/target dbt/logs .pytest_cache .ruff_cache
+# Never the warehouse: its version history is what the API can never give back (clean-data).
+clean: ## Remove build output (venv, dbt target and logs, caches); keeps data/
+	rm -rf $(VENV) $(TOOLS) dbt/target dbt/logs .pytest_cache .ruff_cache .mypy_cache
+
+clean-data: ## Delete the warehouse in data/ and its run state (says what it deletes)
+	@if [ -d data ]; then \
+		echo "deleting data/: the warehouse, its version history and the pipeline state:"; \
+		find data -maxdepth 1 -mindepth 1 -printf '  %p\n'; \
+		rm -rf data; \
+	else echo "nothing to delete: there is no data/ folder"; fi

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipelines.errors import Interrupted, UserError, not_writable, not_writable_path
+from pipelines.errors import Interrupted, UserError, in_chain, not_writable, not_writable_path
 
 app = typer.Typer(
     name="mpac",
@@ -74,6 +74,14 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             if path is None:
                 raise
             _fail(UserError(not_writable(path, then="nothing was changed")))
+        except Exception as error:
+            # A .dlt/*.toml that does not parse, met wherever dlt first reads a setting.
+            from pipelines.config import toml_error
+
+            bad = in_chain(error, lambda e: type(e).__name__ == "TomlProviderReadException")
+            if bad is None:
+                raise
+            _fail(toml_error(bad))
 
     return wrapper
 
@@ -102,6 +110,15 @@ WarehouseOption = Annotated[
     str | None,
     typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
 ]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        help="When another run holds the warehouse, wait up to this many seconds (default: "
+        "stop at once with exit 2).",
+    ),
+]
 PublishOption = Annotated[
     str | None,
     typer.Option(
@@ -115,7 +132,6 @@ PublishOption = Annotated[
 def _publish(warehouse: Path, publish: str | None) -> None:
     """Publish the readers' copy when asked to (--publish or $MPAC_PUBLISH); the marts, and
     the raw tables only with $MPAC_PUBLISH_RAW."""
-    from pipelines.logs import get_logger
     from pipelines.runner import after_landing
     from pipelines.warehouse import publish_includes_raw, publish_path, publish_reader_copy
 
@@ -126,6 +142,12 @@ def _publish(warehouse: Path, publish: str | None) -> None:
         lambda: publish_reader_copy(warehouse, target, include_raw=publish_includes_raw()),
         warehouse,
     )
+    _said_published(target, seconds)
+
+
+def _said_published(target: Path, seconds: float) -> None:
+    from pipelines.logs import get_logger
+
     get_logger("cli").info(f"published a copy for readers at {target}", seconds=round(seconds, 1))
 
 
@@ -175,6 +197,7 @@ def run(
     ),
     publish: PublishOption = None,
     notify: NotifyOption = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform."""
     from rich.table import Table
@@ -183,7 +206,7 @@ def run(
     from pipelines.config import read_config
     from pipelines.logs import logged_run
     from pipelines.notify import notify_url
-    from pipelines.warehouse import warehouse_path
+    from pipelines.warehouse import publish_path, warehouse_path
 
     path = warehouse_path(warehouse)
     url = notify_url(notify)
@@ -202,12 +225,15 @@ def run(
                 resources=resources,
                 transform=not no_transform,
                 config=config,
+                wait=wait,
+                publish=publish_path(publish),
             )
             record.rows = sum(result.rows.values())
             record.extra["mode"] = "backfill" if result.backfill else "incremental"
             # Rows per table on the end line: a log file needs no separate summary.
             record.extra.update(result.rows)
-            _publish(path, publish)
+            if result.published is not None:
+                _said_published(*result.published)
     except (Exception, KeyboardInterrupt) as error:
         _notify_failure(url, path, error)
         raise
@@ -289,6 +315,7 @@ def transform(
         None, "--vars", help="More dbt vars as JSON, e.g. '{\"grace_days\": 14}'."
     ),
     publish: PublishOption = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
     import json
@@ -311,9 +338,12 @@ def transform(
             chosen["as_of_date"] = date.fromisoformat(as_of).isoformat()
         except ValueError:
             raise UserError(f"--as-of must be a date (YYYY-MM-DD), not {as_of!r}.") from None
+    from pipelines.writing import writer_lock
+
     path = warehouse_path(warehouse)
-    run_transform(path, select=select, vars=chosen or None)
-    _publish(path, publish)
+    with writer_lock(path, wait):
+        run_transform(path, select=select, vars=chosen or None)
+        _publish(path, publish)
 
 
 @app.command()

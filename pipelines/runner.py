@@ -23,6 +23,17 @@ from pipelines.marketplace.client import MarketplaceClient, NotFoundError, Retry
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.marketplace.helpers import past_date
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir, unavailable
+from pipelines.writing import (
+    forget_snapshots,
+    is_disk_full,
+    open_shadow,
+    prune_loaded_packages,
+    restore_unlanded,
+    shadow_path,
+    snapshot_packages,
+    swap_in,
+    writer_lock,
+)
 
 log = logging.getLogger("pipelines.marketplace")
 T = TypeVar("T")
@@ -61,21 +72,46 @@ class RunResult:
     load_ids: list[str]
     backfill: bool
     transform: str
+    published: tuple[Path, float] | None = None
 
 
 def _pipeline(warehouse: Path) -> Any:
+    """dlt loads into the shadow copy of the warehouse, never into the file readers open."""
     import dlt
 
     from pipelines.progress import dlt_collector
 
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    shadow_path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=str(pipelines_dir(warehouse)),
-        destination=dlt.destinations.duckdb(str(warehouse)),
+        destination=dlt.destinations.duckdb(str(shadow_path(warehouse))),
         dataset_name=RAW_DATASET,
         # Bars for extract, normalize and load in a terminal; silent in a log file.
         progress=dlt_collector(),
+    )
+
+
+def landed_loads(warehouse: Path) -> set[str]:
+    """The load ids the warehouse records as complete: what landed, whatever dlt's folder says."""
+    import duckdb
+
+    if not warehouse.exists():
+        return set()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        try:
+            rows = connection.execute(
+                f"select load_id from {RAW_DATASET}._dlt_loads where status = 0"
+            ).fetchall()
+        except duckdb.CatalogException:
+            return set()
+    return {str(row[0]) for row in rows}
+
+
+def disk_full(warehouse: Path, then: str) -> UserError:
+    return UserError(
+        f"the disk is full (or a file-size limit was hit) writing near {warehouse.parent}: "
+        f"free some space and run again ({then})."
     )
 
 
@@ -109,6 +145,22 @@ def explain(error: BaseException, warehouse: Path) -> BaseException:
     return error
 
 
+class _OneLine(logging.Filter):
+    """dlt logs what it could not save (its trace file on a full disk, say) as a warning with a
+    traceback; the run then ends in one sentence of ours, so keep dlt's warning to its line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _quiet_dlt_tracebacks() -> None:
+    dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, _OneLine) for f in dlt_logger.filters):
+        dlt_logger.addFilter(_OneLine())
+
+
 def run(
     warehouse: Path,
     *,
@@ -118,8 +170,11 @@ def run(
     transform: bool = True,
     config: SourceConfig | None = None,
     retry: RetryPolicy | None = None,
+    wait: float = 0,
+    publish: Path | None = None,
 ) -> RunResult:
-    """Preflight, then extract and load with dlt, then (optionally) the dbt transform."""
+    """Preflight, then extract and load with dlt, then (optionally) the dbt transform and the
+    readers' copy, all under the warehouse's writer lock (`wait`: seconds to wait for it)."""
     from pipelines.marketplace import marketplace
 
     if since is not None:
@@ -129,60 +184,88 @@ def run(
     config = config or read_config()
     client = config.client(retry)
     try:
+        # Before the lock: a wrong token or vendor must leave no folder behind.
         preflight(client)
-        pipeline = _pipeline(warehouse)
+    except BaseException:
+        client.close()
+        raise
+    _quiet_dlt_tracebacks()
+    with writer_lock(warehouse, wait):
         try:
-            if pipeline.has_pending_data:
-                # A run that died after extracting left a package: load it first, or run()
-                # would load only that package and skip this run's data (STACK-NOTES).
-                log.info("loading the package a previous run left behind")
-                pipeline.run()
-            source = marketplace(
-                **config.source_arguments(), backfill=backfill, since=since, client=client
-            )
-            if chosen:
-                source = source.with_resources(*chosen, settings.LOAD_DAYS_RESOURCE)
-            saved = pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
-            if not saved and warehouse.exists():
-                # No local folder (a fresh CI runner given the stored warehouse): dlt restores
-                # the cursors from the warehouse during run(); read them now for the summary.
-                pipeline.sync_destination()
+            pipeline = _pipeline(warehouse)
+            working = Path(pipeline.working_dir)
+            try:
+                open_shadow(warehouse)
+                restored = restore_unlanded(working, landed_loads(warehouse))
+                if restored:
+                    log.info("loading again, from its start, what a stopped run left behind")
+                if not pipeline.has_pending_data:
+                    # What run() would do first: restore the state from the warehouse when the
+                    # working folder was lost. Not with packages pending: dlt would wipe them
+                    # when the warehouse has no dataset yet (a first backfill killed mid-load).
+                    pipeline.sync_destination()
+                source = marketplace(
+                    **config.source_arguments(), backfill=backfill, since=since, client=client
+                )
+                if chosen:
+                    source = source.with_resources(*chosen, settings.LOAD_DAYS_RESOURCE)
                 saved = (
                     pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
                 )
-            # A resource with no cursor yet backfills by itself: say so in the summary.
-            backfill = backfill or any(
-                not (saved.get(name) or {}).get("cursor")
-                for name in source.selected_resources
-                if name in settings.RESOURCES
-            )
-            info = pipeline.run(source, loader_file_format=loader_file_format())
-        except UserError:
-            raise
-        except (Exception, KeyboardInterrupt) as error:
-            explained = explain(error, warehouse)
-            if explained is error:
+                # A resource with no cursor yet backfills by itself: say so in the summary.
+                backfill = backfill or any(
+                    not (saved.get(name) or {}).get("cursor")
+                    for name in source.selected_resources
+                    if name in settings.RESOURCES
+                )
+                # extract, normalize and load as run() would, but with the packages kept as
+                # normalize wrote them before the loader touches them (writing.py says why).
+                pipeline.extract(source, loader_file_format=loader_file_format())
+                normalized = pipeline.normalize()
+                load_ids = snapshot_packages(working)
+                info = pipeline.load()
+                # The one moment the load lands: readers see all of it or none of it.
+                swap_in(warehouse)
+            except UserError:
                 raise
-            raise explained from None
-    finally:
-        client.close()
-    # The exports are loaded: a later run must start fresh ones, not download these again.
-    ExportLedger(Path(pipeline.working_dir) / LEDGER_FILE).clear()
-    trace = pipeline.last_trace
-    rows: dict[str, int] = {}
-    if trace is not None and trace.last_normalize_info is not None:
+            except (Exception, KeyboardInterrupt) as error:
+                if is_disk_full(error):
+                    raise disk_full(warehouse, "nothing landed") from None
+                explained = explain(error, warehouse)
+                if explained is error:
+                    raise
+                raise explained from None
+        finally:
+            client.close()
+        forget_snapshots(working, load_ids)
+        prune_loaded_packages(working, keep=load_ids)
+        # The exports are loaded: a later run must start fresh ones, not download these again.
+        ExportLedger(working / LEDGER_FILE).clear()
         rows = {
             table: count
-            for table, count in trace.last_normalize_info.row_counts.items()
+            for table, count in normalized.row_counts.items()
             if not table.startswith("_dlt")
         }
+        summary = (
+            after_landing(lambda: run_transform(warehouse), warehouse)
+            if transform
+            else "skipped (--no-transform)"
+        )
+        published = None
+        if publish is not None:
+            from pipelines.warehouse import publish_includes_raw, publish_reader_copy
+
+            seconds = after_landing(
+                lambda: publish_reader_copy(warehouse, publish, include_raw=publish_includes_raw()),
+                warehouse,
+            )
+            published = (publish, seconds)
     return RunResult(
         rows=rows,
         load_ids=list(info.loads_ids),
         backfill=backfill,
-        transform=after_landing(lambda: run_transform(warehouse), warehouse)
-        if transform
-        else "skipped (--no-transform)",
+        transform=summary,
+        published=published,
     )
 
 
@@ -203,7 +286,17 @@ def after_landing(step: Callable[[], T], warehouse: Path) -> T:
 
 
 def run_transform(warehouse: Path) -> str:
-    """The dbt step after a load: `dbt build`, summarised; a failing test raises a UserError."""
+    """The dbt step after a load: `dbt build`, summarised.
+
+    Raises:
+        LandedButFailed: dbt failed; the load landed and readers still see the last good marts.
+    """
     from pipelines.transform import run_transform as dbt_build
 
-    return str(dbt_build(warehouse))
+    try:
+        return str(dbt_build(warehouse))
+    except UserError as error:
+        reason = str(error).rstrip(".")
+        raise LandedButFailed(
+            f"{reason}; the load landed, and readers still see the marts of the last good build."
+        ) from None

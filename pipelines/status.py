@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,6 @@ def read_status(warehouse: Path) -> Status:
     if not warehouse.exists():
         raise unavailable(warehouse)
     working = pipelines_dir(warehouse) / PIPELINE_NAME
-    cursors: dict[str, Any] = {}
-    state_file = working / "state.json"
-    if state_file.exists():
-        try:
-            state = json.loads(state_file.read_text())
-            resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
-            cursors = {name: value.get("cursor") for name, value in resources.items()}
-        except (OSError, ValueError):
-            cursors = {}
     ledger = ExportLedger(working / LEDGER_FILE)
     pending = [
         {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
@@ -69,6 +59,7 @@ def read_status(warehouse: Path) -> Status:
                     "order by inserted_at desc limit 5"
                 ).fetchall()
             ]
+        cursors = _landed_cursors(connection) if "_dlt_pipeline_state" in names else {}
         tables = []
         for name in names:
             if name.startswith("_dlt"):
@@ -89,3 +80,23 @@ def read_status(warehouse: Path) -> Status:
     finally:
         connection.close()
     return Status(warehouse, loads, tables, cursors, pending)
+
+
+def _landed_cursors(connection: Any) -> dict[str, Any]:
+    """The cursors of the state the last landed load wrote into the warehouse.
+
+    Not dlt's local state.json: dlt moves that at extract, before anything landed, and the
+    package of a failed load (which carries the rows up to that cursor) is loaded again first.
+    """
+    from dlt.common.versioned_state import decompress_state
+
+    row = connection.execute(
+        f"select state from {RAW_DATASET}._dlt_pipeline_state where pipeline_name = ? "
+        "order by version desc limit 1",
+        [PIPELINE_NAME],
+    ).fetchone()
+    if row is None:
+        return {}
+    state = decompress_state(row[0])
+    resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
+    return {name: value.get("cursor") for name, value in resources.items()}

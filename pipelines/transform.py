@@ -18,6 +18,7 @@ from rich.console import Console
 from pipelines.errors import Interrupted, UserError
 from pipelines.progress import dbt_progress
 from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV, open_read_only
+from pipelines.writing import discard_shadow, is_disk_full, open_shadow, swap_in, writer_lock
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 # dbt statuses, as strings so that this module does not depend on dbt's enums' import paths.
@@ -220,6 +221,7 @@ def run_transform(
     select: str | None = None,
     vars: dict[str, Any] | None = None,
     console: Console | None = None,
+    wait: float = 0,
 ) -> TransformResult:
     """Run `dbt build` (models, data tests, unit tests) on the warehouse, in this process.
 
@@ -228,6 +230,7 @@ def run_transform(
         select: A dbt selection (`--select`), e.g. `marts` or `+fct_churn`; default everything.
         vars: dbt vars, e.g. `{"as_of_date": "2026-06-30", "grace_days": 14}`.
         console: Where to print the summary (default: stderr).
+        wait: Seconds to wait for a run in progress on the warehouse (default: fail at once).
 
     Returns:
         The counts of models built and tests passed, and the names of the warnings.
@@ -235,12 +238,41 @@ def run_transform(
     Raises:
         UserError: When there is no raw data, or when a model or test fails (naming them).
     """
-    from dbt.cli.main import dbtRunner
-
     console = console or Console(stderr=True)
     vars = validate_vars(vars or {})
     warehouse = Path(warehouse).expanduser().resolve()
-    _check_raw_tables(warehouse)
+    with writer_lock(warehouse, wait):
+        _check_raw_tables(warehouse)
+        # dbt builds a shadow copy, swapped in only when every model and test passed: a failed
+        # build changes nothing a reader sees (DECISIONLOG, "A failed transform...").
+        try:
+            shadow = open_shadow(warehouse)
+            summary = _build(shadow, warehouse, select, vars, console)
+            swap_in(warehouse)
+        except OSError as error:
+            discard_shadow(warehouse)
+            if is_disk_full(error):
+                raise UserError(
+                    f"the disk is full (or a file-size limit was hit) near {warehouse.parent}: "
+                    "free some space and run `mpac transform` again (the marts did not change)."
+                ) from None
+            raise
+        except BaseException:
+            discard_shadow(warehouse)
+            raise
+    return summary
+
+
+def _build(
+    shadow: Path,
+    warehouse: Path,
+    select: str | None,
+    vars: dict[str, Any] | None,
+    console: Console,
+) -> TransformResult:
+    """`dbt build` into `shadow`; raises a UserError naming what failed."""
+    from dbt.cli.main import dbtRunner
+
     artifacts = dbt_artifacts_dir(warehouse)
     args = [
         "build",
@@ -261,7 +293,7 @@ def run_transform(
     started = time.perf_counter()
     # profiles.yml reads the warehouse from $MPAC_WAREHOUSE: pass the absolute path, since a
     # relative one would be read from dbt's working directory.
-    env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {WAREHOUSE_ENV: str(shadow), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     with _environment(env), dbt_progress(console) as callbacks:
         try:
             runner = dbtRunner(callbacks=callbacks) if callbacks else dbtRunner()

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from pipelines import transform
 from pipelines.cli import app
 from pipelines.errors import UserError
 from pipelines.transform import TransformResult, run_transform, summarise
+from pipelines.writing import shadow_path
 
 
 def node_result(name: str, resource_type: str, status: str) -> SimpleNamespace:
@@ -84,6 +86,7 @@ def test_build_runs_in_process_with_the_absolute_warehouse_path_and_the_vars(
     fake_dbt: type[FakeRunner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    duckdb.connect("wh.duckdb").close()
     result = run_transform(
         Path("wh.duckdb"), select="marts", vars={"as_of_date": "2026-06-30", "grace_days": 14}
     )
@@ -93,8 +96,9 @@ def test_build_runs_in_process_with_the_absolute_warehouse_path_and_the_vars(
     assert args[args.index("--select") + 1] == "marts"
     assert args[args.index("--vars") + 1] == '{"as_of_date": "2026-06-30", "grace_days": 14}'
     assert args[args.index("--project-dir") + 1] == str(transform.DBT_PROJECT_DIR)
-    # dbt resolves a relative path from its own working directory: it must get the absolute one
-    assert call["warehouse"] == str(tmp_path / "wh.duckdb")
+    # dbt resolves a relative path from its own working directory: it must get the absolute one,
+    # of the shadow copy that is swapped in only after a successful build
+    assert call["warehouse"] == str(shadow_path(tmp_path / "wh.duckdb"))
     assert "MPAC_WAREHOUSE" not in os.environ
     assert result == TransformResult(models_built=2, tests_passed=2, seconds=result.seconds)
 
@@ -102,6 +106,8 @@ def test_build_runs_in_process_with_the_absolute_warehouse_path_and_the_vars(
 def test_artifacts_go_beside_the_warehouse_so_parallel_builds_do_not_share_them(
     fake_dbt: type[FakeRunner], tmp_path: Path
 ) -> None:
+    (tmp_path / "a").mkdir()
+    duckdb.connect(str(tmp_path / "a" / "one.duckdb")).close()
     run_transform(tmp_path / "a" / "one.duckdb")
     args = fake_dbt.calls[0]["args"]
     assert args[args.index("--target-path") + 1] == str(tmp_path / "a" / ".one.dbt" / "target")
@@ -127,7 +133,8 @@ def test_a_missing_warehouse_says_to_load_first(tmp_path: Path) -> None:
         run_transform(tmp_path / "nothing.duckdb")
 
 
-def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the command takes the writer lock beside the warehouse
     seen: dict[str, Any] = {}
 
     def fake_run(warehouse: Path, select: str | None = None, vars: Any = None) -> None:

@@ -1,0 +1,148 @@
+"""A failed load or transform changes nothing a reader sees; a full disk is one sentence
+(issue 10, findings 2 and 6)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import transform
+from pipelines.status import read_status
+from pipelines.warehouse import RAW_DATASET
+from tests.helpers import cli, query, simulator_env
+from tests.pipeline.test_crash_safety import (
+    ROOT,
+    assert_no_doubles,
+    harness,
+    killed_run,
+    normal_run,
+)
+from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
+
+pytestmark = pytest.mark.integration
+
+
+def digest(warehouse: Path) -> str:
+    return hashlib.sha256(warehouse.read_bytes()).hexdigest()
+
+
+def seen_by_readers(warehouse: Path) -> dict[str, Any]:
+    """What a reader would see: loads, rows per raw table, and the marts' contents."""
+    tables = query(
+        warehouse,
+        "select schema_name || '.' || table_name from duckdb_tables() "
+        f"where schema_name in ('{RAW_DATASET}', 'marts') order by 1",
+    )
+    return {
+        name: sorted(map(str, query(warehouse, f"select * from {name}")))
+        if name.startswith("marts.")
+        else query(warehouse, f"select count(*) from {name}")[0][0]
+        for (name,) in tables
+    }
+
+
+def failing_run(point: str, warehouse: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    child = subprocess.run(
+        harness(point, "run", "--warehouse", str(warehouse), *args),
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return child.returncode, " ".join(child.stderr.split())
+
+
+@pytest.fixture
+def loaded(simulator: Any, tmp_path: Path) -> tuple[Any, Path, dict[str, str]]:
+    """A tiny vendor loaded and transformed once, then 30 days of time travel."""
+    env = simulator_env(simulator)
+    warehouse = tmp_path / "data" / "w.duckdb"
+    normal_run(warehouse, env)
+    simulator.advance(30)
+    return simulator, warehouse, env
+
+
+def test_a_load_killed_mid_merge_leaves_the_warehouse_as_it_was(loaded: Any) -> None:
+    # Finding 6: DuckDB merges committed statement by statement; a reader saw half of them.
+    sim, warehouse, env = loaded
+    before = digest(warehouse)
+    killed_run("merge:transactions", warehouse, env, "--no-transform")
+    assert digest(warehouse) == before
+    normal_run(warehouse, env, "--no-transform")
+    assert_matches_ground_truth(warehouse, sim)
+    assert_metrics_match(warehouse, sim)
+    assert_no_doubles(warehouse)
+
+
+@pytest.mark.parametrize(
+    ("point", "exit_code", "landed"),
+    [
+        ("fsize=16384/paging@1", 2, False),  # extracting: dlt's files hit the limit
+        ("fsize=65536/load", 2, False),  # loading: DuckDB hits it
+        ("fsize=65536/loaded", 3, True),  # the load landed, the transform's copy hits it
+    ],
+)
+def test_a_full_disk_is_one_sentence_and_the_next_run_catches_up(
+    loaded: Any, point: str, exit_code: int, landed: bool
+) -> None:
+    sim, warehouse, env = loaded
+    before = seen_by_readers(warehouse)
+    cursors = read_status(warehouse).cursors
+    code, said = failing_run(point, warehouse, env)
+    assert code == exit_code, said[-3000:]
+    assert "Traceback" not in said
+    assert "the disk is full (or a file-size limit was hit)" in said
+    after = seen_by_readers(warehouse)
+    marts = {name: rows for name, rows in before.items() if name.startswith("marts.")}
+    # Readers see the last good marts either way; the raw tables moved only if the load landed.
+    assert {name: after[name] for name in marts} == marts
+    assert (after != before) is landed
+    assert after[f"{RAW_DATASET}.metric_aggregates"] > 0
+    # Cursors move with a landed load only.
+    assert (read_status(warehouse).cursors != cursors) is landed
+    normal_run(warehouse, env)
+    assert_matches_ground_truth(warehouse, sim)
+    assert_metrics_match(warehouse, sim)
+    assert_no_doubles(warehouse)
+
+
+def test_a_failed_dbt_build_after_a_load_exits_3_and_readers_keep_the_last_good_marts(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding 2: with grace_days -5, fct_churn was rebuilt, fct_renewal was not, exit 0. Here
+    # every mart is rebuilt with grace_days -5, then the reconciliation test, made an error,
+    # fails: the last node of the build.
+    sim, warehouse, env = loaded
+    build = transform._build
+    bad = {"grace_days": -5, "reconciliation_severity": "error"}
+
+    def broken(shadow: Path, target: Path, select: Any, vars: Any, console: Any) -> Any:
+        return build(shadow, target, select, {**(vars or {}), **bad}, console)
+
+    monkeypatch.setattr(transform, "_build", broken)
+    before = seen_by_readers(warehouse)
+    report = cli(["report", "--warehouse", str(warehouse)]).output
+    result = cli(["run", "--warehouse", str(warehouse)], env)
+    assert result.exit_code == 3, result.output[-3000:]
+    said = " ".join(result.output.split())
+    assert "dbt build failed" in said
+    assert "the load landed, and readers still see the marts of the last good build" in said
+    after = seen_by_readers(warehouse)
+    assert {k: v for k, v in after.items() if k.startswith("marts.")} == {
+        k: v for k, v in before.items() if k.startswith("marts.")
+    }
+    assert_matches_ground_truth(warehouse, sim)  # the load itself landed
+    assert cli(["report", "--warehouse", str(warehouse)]).output == report
+    # `mpac transform` alone: nothing landed, nothing changed, exit 2.
+    result = cli(["transform", "--warehouse", str(warehouse)])
+    assert result.exit_code == 2
+    assert seen_by_readers(warehouse) == after
+    monkeypatch.setattr(transform, "_build", build)
+    assert cli(["transform", "--warehouse", str(warehouse)]).exit_code == 0
+    assert seen_by_readers(warehouse) != after
