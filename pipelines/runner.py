@@ -244,7 +244,8 @@ def run(
         rows = {
             table: count
             for table, count in normalized.row_counts.items()
-            if not table.startswith("_dlt")
+            # dlt's own tables and the API's day are bookkeeping, not data rows.
+            if not table.startswith("_dlt") and table != settings.LOAD_DAYS_RESOURCE
         }
         summary = (
             after_landing(lambda: run_transform(warehouse), warehouse)

@@ -239,6 +239,6 @@ def test_a_failed_transform_after_the_load_exits_3(
         raise UserError("dbt build failed: fct_churn.")
 
     monkeypatch.setattr(transform, "run_transform", failing)
-    with pytest.raises(LandedButFailed, match="the load landed, but dbt build failed"):
+    with pytest.raises(LandedButFailed, match="dbt build failed: fct_churn; the load landed"):
         runner.run(tmp_path / "w.duckdb", retry=FAST_RETRY)
     assert read_status(tmp_path / "w.duckdb").cursors["licenses"]
