@@ -222,6 +222,8 @@ class MarketplaceClient:
         self.email = email
         # The latest day the API's clock showed, from the Date headers (None until a response).
         self.api_day: dt.date | None = None
+        # Bytes of export bodies read so far: long downloads report MB beside their records.
+        self.bytes_downloaded = 0
 
     def __repr__(self) -> str:
         return (
@@ -433,6 +435,7 @@ class MarketplaceClient:
             done = ijson.sendable_list()
             parser: Any = None
             for chunk in response.iter_bytes():
+                self.bytes_downloaded += len(chunk)
                 if parser is None:
                     head = chunk.lstrip()
                     if not head:

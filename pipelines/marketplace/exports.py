@@ -103,12 +103,24 @@ class ExportRunner:
             status = self._wait(handle, what, deadline)
             if status == "COMPLETED":
                 count = 0
+                start_bytes = self.client.bytes_downloaded
                 for record in self.client.stream_export(handle):
                     count += 1
                     if count % settings.PROGRESS_EVERY == 0:
-                        log.info("%s: %d records downloaded so far", what, count)
+                        log.info(
+                            "%s: %d records (%s) downloaded so far",
+                            what,
+                            count,
+                            megabytes(self.client.bytes_downloaded - start_bytes),
+                        )
                     yield record
-                log.info("%s: export %s downloaded, %d records", what, handle.id, count)
+                log.info(
+                    "%s: export %s downloaded, %d records (%s)",
+                    what,
+                    handle.id,
+                    count,
+                    megabytes(self.client.bytes_downloaded - start_bytes),
+                )
                 self.ledger.put(key, status="DOWNLOADED", records=count)
                 return
             # FAILED, or an id the API no longer knows: start the export again, a bounded
@@ -175,3 +187,7 @@ class ExportRunner:
                 )
             self.sleep(jitter(interval))
             interval = min(interval * 2, self.poll_max)
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"

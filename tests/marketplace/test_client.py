@@ -269,6 +269,19 @@ class TestExports:
         assert rows == [{"id": 1}, {"id": 2}, {"id": 3}]
         assert counts["initiated"] == 1
 
+    def test_the_download_reports_its_records_and_megabytes(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        handler, _ = export_api(["COMPLETED"])
+        runner = runner_for(handler, ExportLedger(tmp_path / "e.json"))
+        with caplog.at_level("INFO", logger="pipelines.marketplace"):
+            rows = list(runner.records("licenses", {}, "licenses"))
+        body = b'[{"id": 1}, {"id": 2}, {"id": 3}]'
+        assert runner.client.bytes_downloaded == len(body)
+        done = [r.getMessage() for r in caplog.records if "downloaded," in r.getMessage()]
+        assert len(done) == 1
+        assert done[0].endswith(f"downloaded, {len(rows)} records (0.0 MB)")
+
     def test_a_download_cut_short_resumes_without_duplicates(self, tmp_path: Path) -> None:
         handler, counts = export_api(["COMPLETED"], truncate_first=True)
         ledger = ExportLedger(tmp_path / "exports.json")
