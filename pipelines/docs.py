@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pipelines.errors import UserError
 from pipelines.transform import (
-    DBT_PROJECT_DIR,
     _environment,
     _release_warehouse,
+    dbt_arguments,
     dbt_artifacts_dir,
 )
 from pipelines.warehouse import WAREHOUSE_ENV, open_read_only
@@ -39,20 +39,7 @@ def build_docs(warehouse: Path) -> tuple[Path, int]:
             f"{warehouse} has no marts yet: run `mpac transform` (or `mpac run`) first."
         )
     artifacts = dbt_artifacts_dir(warehouse)
-    args = [
-        "docs",
-        "generate",
-        "--static",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(artifacts / "target"),
-        "--log-path",
-        str(artifacts / "logs"),
-        "--quiet",
-    ]
+    args = dbt_arguments(["docs", "generate", "--static"], warehouse)
     env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     with _environment(env):
         try:

@@ -263,6 +263,24 @@ def run_transform(
     return summary
 
 
+def dbt_arguments(command: list[str], warehouse: Path) -> list[str]:
+    """A dbt command over this project, its target and logs kept beside `warehouse` (never in
+    dbt/, which a read-only install or a second warehouse would share)."""
+    artifacts = dbt_artifacts_dir(warehouse)
+    return [
+        *command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(artifacts / "target"),
+        "--log-path",
+        str(artifacts / "logs"),
+        "--quiet",
+    ]
+
+
 def _build(
     shadow: Path,
     warehouse: Path,
@@ -274,18 +292,7 @@ def _build(
     from dbt.cli.main import dbtRunner
 
     artifacts = dbt_artifacts_dir(warehouse)
-    args = [
-        "build",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(artifacts / "target"),
-        "--log-path",
-        str(artifacts / "logs"),
-        "--quiet",
-    ]
+    args = dbt_arguments(["build"], warehouse)
     if select:
         args += ["--select", select]
     if vars:
