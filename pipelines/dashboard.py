@@ -154,7 +154,9 @@ def _draw_quick_ratio(rows: list[Row]) -> Figure:
             }
         ],
         "layout": {
-            "yaxis": {"title": {"text": "(new + expansion + reactivation) / lost"}},
+            # Log scale: a month whose only loss is a cent of price drift has a ratio in the
+            # millions, which on a linear axis flattens every other month to zero.
+            "yaxis": {"title": {"text": "(new + expansion + reactivation) / lost"}, "type": "log"},
             "shapes": [
                 {
                     "type": "line",
