@@ -10,21 +10,14 @@
 {%- endmacro %}
 
 
-{% macro add_months(day, months) -%}
-    {#- day + n calendar months, clamped to the month's last day (Jan 31 + 1 month = Feb 28/29). -#}
-    cast({{ day }} + to_months(cast({{ months }} as integer)) as date)
-{%- endmacro %}
-
-
 {% macro whole_months(start_date, end_date) -%}
-    {#- The greatest m with start + m months <= end. date_diff counts month boundaries, which
-        overshoots by one when the end's day of month falls before the start's. -#}
+    {#- The greatest m with start + m months <= end. Counting month boundaries overshoots by one
+        when the end's day of month falls before the start's. -#}
+    {%- set boundaries = month_boundaries(start_date, end_date) -%}
     (
-        date_diff('month', {{ start_date }}, {{ end_date }})
+        {{ boundaries }}
         - case
-            when {{ add_months(start_date, "date_diff('month', " ~ start_date ~ ", " ~ end_date ~ ")") }}
-                > {{ end_date }}
-                then 1
+            when {{ add_months(start_date, boundaries) }} > {{ end_date }} then 1
             else 0
         end
     )
@@ -35,29 +28,31 @@
     {#- METRICS.md "Term length": whole calendar months, plus the days left over as a fraction of
         the calendar month that follows. Annual = 12, Monthly = 1, Jul 1 -> Jan 1 = 6. -#}
     {%- set m = whole_months(start_date, end_date) -%}
+    {#- Days as double precision: Postgres divides integers to an integer. -#}
     cast(
         {{ m }}
-        + ({{ end_date }} - {{ add_months(start_date, m) }})
+        + cast({{ end_date }} - {{ add_months(start_date, m) }} as double precision)
         / ({{ add_months(start_date, m ~ ' + 1') }} - {{ add_months(start_date, m) }})
-        as double
+        as double precision
     )
 {%- endmacro %}
 
 
 {% macro latest_paid_first(prefix='') -%}
     {#- METRICS.md exact rule 2, the one tie rule: the latest paid line is the greatest
-        (saleDate, transactionLineItemId, transactionId), the ids compared as text. -#}
-    {{ prefix }}sale_date desc,
-    cast({{ prefix }}transaction_line_item_id as varchar) desc,
-    cast({{ prefix }}transaction_id as varchar) desc
+        (saleDate, transactionLineItemId, transactionId), the ids compared as text. Nulls last,
+        as DuckDB sorts them (Postgres puts them first in a descending order). -#}
+    {{ prefix }}sale_date desc nulls last,
+    {{ text_key(prefix ~ 'transaction_line_item_id') }} desc nulls last,
+    {{ text_key(prefix ~ 'transaction_id') }} desc nulls last
 {%- endmacro %}
 
 
 {% macro earliest_paid_first(prefix='') -%}
     {#- The same order reversed: the line sold first. -#}
     {{ prefix }}sale_date asc,
-    cast({{ prefix }}transaction_line_item_id as varchar) asc,
-    cast({{ prefix }}transaction_id as varchar) asc
+    {{ text_key(prefix ~ 'transaction_line_item_id') }} asc,
+    {{ text_key(prefix ~ 'transaction_id') }} asc
 {%- endmacro %}
 
 
@@ -86,7 +81,7 @@
 
 {% macro safe_ratio(numerator, denominator) -%}
     {#- A rate as a fraction, null on a zero denominator (exact rule 12). -#}
-    cast({{ numerator }} as double) / nullif(cast({{ denominator }} as double), 0)
+    cast({{ numerator }} as double precision) / nullif(cast({{ denominator }} as double precision), 0)
 {%- endmacro %}
 
 

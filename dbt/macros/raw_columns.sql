@@ -45,7 +45,7 @@
     {#- A DATE from an ISO date string, a timestamp or a date; null when absent or not a date
         (data-insight fields such as evaluationStartDate may say "NA"). -#}
     {%- if name in columns -%}
-        try_cast({{ adapter.quote(name) }} as date)
+        {{ try_cast(adapter.quote(name), 'date') }}
     {%- else -%}
         cast(null as date)
     {%- endif -%}

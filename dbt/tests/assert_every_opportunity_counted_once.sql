@@ -17,9 +17,9 @@ churn as (
 from_opportunities as (
 
     select
-        count(*) filter (outcome = 'renewed') as renewed,
-        count(*) filter (outcome = 'cancelled') as cancelled,
-        count(*) filter (outcome = 'pending') as pending,
+        count(*) filter (where outcome = 'renewed') as renewed,
+        count(*) filter (where outcome = 'cancelled') as cancelled,
+        count(*) filter (where outcome = 'pending') as pending,
         count(*) as total
     from opportunities
 

@@ -35,9 +35,9 @@ final as (
         with_previous.prior_month_mrr != coalesce(with_previous.previous_mrr, 0)
         or (
             with_previous.previous_month is not null
-            and with_previous.previous_month + interval 1 month != with_previous.month
+            and {{ add_months('with_previous.previous_month', 1) }} != with_previous.month
         )
-        or with_previous.last_month != date_trunc('month', as_of.as_of_date)
+        or with_previous.last_month != {{ month_start('as_of.as_of_date') }}
 
 )
 

@@ -24,11 +24,13 @@ summed as (
         coalesce(license_customers.customer_key, license_months.license_key) as customer_key,
         license_months.month,
         sum(license_months.mrr) as mrr,
-        count(*) filter ({{ has_mrr('license_months.mrr') }}) as paying_licenses
+        count(*) filter (where {{ has_mrr('license_months.mrr') }}) as paying_licenses
     from license_months
     left join license_customers
         on license_months.license_key = license_customers.license_key
-    group by all
+    group by
+        coalesce(license_customers.customer_key, license_months.license_key),
+        license_months.month
 
 ),
 

@@ -75,13 +75,13 @@ evaluations as (
     select
         evaluation_forms.license_key,
         evaluation_forms.evaluation_start_date,
-        any_value(evaluation_forms.addon_key) as addon_key,
+        min(evaluation_forms.addon_key) as addon_key,
         max(evaluation_forms.evaluation_end_date) as evaluation_end_date,
         bool_and(evaluation_forms.is_upgrade_trial) filter (
-            evaluation_forms.evaluation_end_date = evaluation_forms.latest_end_date
+            where evaluation_forms.evaluation_end_date = evaluation_forms.latest_end_date
         ) as is_upgrade_trial,
-        any_value(evaluation_forms.evaluating_edition) filter (
-            evaluation_forms.is_upgrade_trial
+        min(evaluation_forms.evaluating_edition) filter (
+            where evaluation_forms.is_upgrade_trial
         ) as evaluating_edition
     from (
         select
@@ -121,7 +121,7 @@ conversions as (
 
     -- Net New converts with a paid New sale; an edition upgrade trial with a paid Upgrade to the
     -- edition tried. Either within [start, end + conversion_window_days]; the first one counts.
-    select
+    select distinct on (evaluations.license_key, evaluations.evaluation_start_date)
         evaluations.license_key,
         evaluations.evaluation_start_date,
         converting_sales.sale_date as conversion_sale_date,
@@ -141,10 +141,10 @@ conversions as (
                     and converting_sales.app_edition = evaluations.evaluating_edition
             else converting_sales.sale_type = 'New'
         end
-    qualify row_number() over (
-        partition by evaluations.license_key, evaluations.evaluation_start_date
-        order by {{ earliest_paid_first('converting_sales.') }}
-    ) = 1
+    order by
+        evaluations.license_key asc,
+        evaluations.evaluation_start_date asc,
+        {{ earliest_paid_first('converting_sales.') }}
 
 ),
 
@@ -165,7 +165,7 @@ final as (
             as evaluation_id,
         evaluations.license_key,
         evaluations.addon_key,
-        cast(date_trunc('month', evaluations.evaluation_start_date) as date) as month,
+        {{ month_start('evaluations.evaluation_start_date') }} as month,
         evaluations.evaluation_start_date,
         evaluations.evaluation_end_date,
         case when evaluations.is_upgrade_trial then 'Upgrade' else 'Net New' end

@@ -20,7 +20,7 @@ transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other): such a
     -- license takes the cloudId / hostLicenseId of its latest line.
-    select
+    select distinct on (license_key)
         license_key,
         addon_key,
         hosting,
@@ -37,10 +37,7 @@ transaction_only_licenses as (
             select 1 from licenses
             where licenses.license_key = transactions.license_key
         )
-    qualify row_number() over (
-        partition by license_key
-        order by {{ latest_paid_first() }}
-    ) = 1
+    order by license_key asc, {{ latest_paid_first() }}
 
 ),
 
@@ -121,7 +118,7 @@ migrations as (
     -- An id naming licenses of several customers (never seen) resolves to the smallest key.
     select
         on_prem_id,
-        min(own_customer_key) as customer_key
+        min({{ text_key('own_customer_key') }}) as customer_key
     from on_prem_ids
     group by on_prem_id
 

@@ -28,27 +28,22 @@ licenses as (
 
     -- Exact rule 6: a license reports under the app of its counted term with the latest
     -- (start, end), for its whole history.
-    select
+    select distinct on (license_key)
         license_key,
         addon_key,
         min(term_start_date) over (partition by license_key) as first_term_start_date
     from terms
-    qualify row_number() over (
-        partition by license_key
-        order by term_start_date desc, term_end_date desc
-    ) = 1
+    order by license_key asc, term_start_date desc, term_end_date desc
 
 ),
 
-license_spans as (
+license_months as (
 
     select
         licenses.license_key,
-        generate_series(
-            date_trunc('month', licenses.first_term_start_date),
-            date_trunc('month', as_of.as_of_date),
-            interval 1 month
-        ) as span_months
+        {{ months_from_to(
+            month_start('licenses.first_term_start_date'), month_start('as_of.as_of_date')
+        ) }} as month
     from licenses
     cross join as_of
 
@@ -58,11 +53,10 @@ snapshot_days as (
 
     -- The month's last day; in the month of as_of_date, as_of_date itself (the month so far).
     select
-        license_spans.license_key,
-        least(last_day(cast(unnest(license_spans.span_months) as date)), as_of.as_of_date)
-            as value_date,
+        license_months.license_key,
+        least({{ month_end('license_months.month') }}, as_of.as_of_date) as value_date,
         true as is_snapshot
-    from license_spans
+    from license_months
     cross join as_of
 
 ),
@@ -86,7 +80,7 @@ days_before_ends as (
         and not (
             term_ends.end_date - 1 <= as_of.as_of_date
             and (
-                term_ends.end_date - 1 = last_day(term_ends.end_date - 1)
+                term_ends.end_date - 1 = {{ month_end('term_ends.end_date - 1') }}
                 or term_ends.end_date - 1 = as_of.as_of_date
             )
         )
@@ -124,36 +118,23 @@ graced_terms as (
 
 ),
 
-term_spans as (
+term_months as (
 
     -- The months a term may cover a requested day in, generated from the terms (a few each)
     -- rather than by a range join of every requested day with every term.
     select
-        graced_terms.*,
-        generate_series(
-            date_trunc('month', graced_terms.term_start_date),
-            date_trunc(
-                'month',
-                least(graced_terms.covered_until_date - 1, as_of.as_of_date + 90)
-            ),
-            interval 1 month
-        ) as span_months
+        graced_terms.license_key,
+        graced_terms.term_id,
+        graced_terms.term_start_date,
+        graced_terms.term_end_date,
+        graced_terms.covered_until_date,
+        graced_terms.monthly_value,
+        {{ months_from_to(
+            month_start('graced_terms.term_start_date'),
+            month_start('least(graced_terms.covered_until_date - 1, as_of.as_of_date + 90)')
+        ) }} as month
     from graced_terms
     cross join as_of
-
-),
-
-term_months as (
-
-    select
-        term_spans.license_key,
-        term_spans.term_id,
-        term_spans.term_start_date,
-        term_spans.term_end_date,
-        term_spans.covered_until_date,
-        term_spans.monthly_value,
-        cast(unnest(term_spans.span_months) as date) as month
-    from term_spans
 
 ),
 
@@ -170,7 +151,7 @@ covering as (
     inner join term_months
         on
             requested.license_key = term_months.license_key
-            and cast(date_trunc('month', requested.value_date) as date) = term_months.month
+            and {{ month_start('requested.value_date') }} = term_months.month
     where
         term_months.term_start_date <= requested.value_date
         and requested.value_date < term_months.covered_until_date
@@ -212,9 +193,9 @@ valued as (
     select
         license_key,
         value_date,
-        sum(monthly_value) filter (not is_superseded) as mrr,
-        count(*) filter (not is_superseded) as layers,
-        arg_max(term_id, (term_start_date, term_end_date)) as term_id
+        sum(monthly_value) filter (where not is_superseded) as mrr,
+        count(*) filter (where not is_superseded) as layers,
+        {{ arg_max('term_id', ['term_start_date', 'term_end_date']) }} as term_id
     from layered
     group by license_key, value_date
 
@@ -225,7 +206,7 @@ final as (
     select
         requested.license_key,
         licenses.addon_key,
-        cast(date_trunc('month', requested.value_date) as date) as month,
+        {{ month_start('requested.value_date') }} as month,
         requested.value_date,
         requested.is_snapshot,
         valued.term_id,

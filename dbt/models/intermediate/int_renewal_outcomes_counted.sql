@@ -21,9 +21,9 @@ counted as (
         month,
         addon_key,
         billing_period,
-        count(*) filter (outcome = 'renewed') as renewals,
-        count(*) filter (outcome = 'cancelled') as cancellations,
-        count(*) filter (outcome = 'pending') as pending
+        count(*) filter (where outcome = 'renewed') as renewals,
+        count(*) filter (where outcome = 'cancelled') as cancellations,
+        count(*) filter (where outcome = 'pending') as pending
     from opportunities
     group by month, addon_key, billing_period
 
@@ -40,7 +40,7 @@ final as (
         counted.cancellations,
         counted.pending,
         -- v2: no outcome of the month can still change
-        last_day(counted.month) + {{ var('grace_days') }} <= as_of.as_of_date as is_complete
+        {{ month_end('counted.month') }} + {{ var('grace_days') }} <= as_of.as_of_date as is_complete
     from counted
     cross join as_of
 

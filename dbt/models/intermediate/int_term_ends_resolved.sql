@@ -22,7 +22,7 @@ ends as (
 
     -- Where several terms end on one day, the latest paid line among them (exact rule 2)
     -- decides the app, billing period, tier and partner of the end.
-    select
+    select distinct on (license_key, term_end_date)
         license_key,
         term_end_date as end_date,
         term_start_date as ended_term_start_date,
@@ -33,10 +33,7 @@ ends as (
         partner_name,
         latest_transaction_id
     from terms
-    qualify row_number() over (
-        partition by license_key, term_end_date
-        order by {{ latest_paid_first('latest_') }}
-    ) = 1
+    order by license_key asc, term_end_date asc, {{ latest_paid_first('latest_') }}
 
 ),
 
@@ -79,8 +76,8 @@ scanned as (
         max(term_end_date) over earlier as latest_end_of_earlier_terms,
         -- the first term starting on or after e; where several start that day, the one sold
         -- first (exact rule 2, earliest first)
-        first_value(term_start_date ignore nulls) over later as next_term_start_date,
-        first_value(first_transaction_id ignore nulls) over later as next_term_transaction_id
+        {{ first_non_null('term_start_date', 'later') }} as next_term_start_date,
+        {{ first_non_null('first_transaction_id', 'later') }} as next_term_transaction_id
     from events
     window
         timeline as (
@@ -89,8 +86,8 @@ scanned as (
                 event_date asc,
                 event_order asc,
                 first_sale_date asc,
-                first_transaction_line_item_id asc,
-                first_transaction_id asc
+                {{ text_key('first_transaction_line_item_id') }} asc,
+                {{ text_key('first_transaction_id') }} asc
         ),
         earlier as (timeline rows between unbounded preceding and 1 preceding),
         later as (timeline rows between 1 following and unbounded following)
@@ -130,7 +127,7 @@ final as (
         resolved.tier,
         resolved.partner_name,
         resolved.latest_transaction_id,
-        cast(date_trunc('month', resolved.end_date) as date) as month,
+        {{ month_start('resolved.end_date') }} as month,
         resolved.end_date,
         resolved.ended_term_start_date,
         resolved.is_inside_term,

@@ -98,9 +98,10 @@ netted as (
         license_key,
         maintenance_start_date,
         maintenance_end_date,
-        -- inputs are cents: rounding after summing removes float noise only
-        round(sum({{ amount_basis }}), 2) as amount,
-        round(sum(purchase_price), 2) as purchase_price,
+        -- inputs are cents: rounding after summing removes float noise only; the type is
+        -- DuckDB's for a sum of decimal(18, 2), given to Postgres too (it keeps any scale)
+        cast(round(sum({{ amount_basis }}), 2) as decimal(38, 2)) as amount,
+        cast(round(sum(purchase_price), 2) as decimal(38, 2)) as purchase_price,
         sum(is_paid_line) as paid_lines,
         sum(is_refund_line) as refund_lines
     from netted_lines

@@ -76,8 +76,8 @@ app_names as (
     select
         addon_key,
         -- the latest name wins: apps get renamed
-        arg_max(addon_name, seen_date) filter (addon_name is not null) as addon_name,
-        arg_max(product_id, seen_date) filter (product_id is not null) as product_id
+        {{ arg_max('addon_name', 'seen_date', where='addon_name is not null') }} as addon_name,
+        {{ arg_max('product_id', 'seen_date', where='product_id is not null') }} as product_id
     from named
     where addon_key is not null
     group by addon_key
@@ -89,9 +89,9 @@ license_counts as (
     select
         addon_key,
         count(*) as licenses,
-        count(*) filter (hosting = 'Cloud') as cloud_licenses,
-        count(*) filter (hosting = 'Server') as server_licenses,
-        count(*) filter (hosting = 'Data Center') as data_center_licenses
+        count(*) filter (where hosting = 'Cloud') as cloud_licenses,
+        count(*) filter (where hosting = 'Server') as server_licenses,
+        count(*) filter (where hosting = 'Data Center') as data_center_licenses
     from licenses
     group by addon_key
 

@@ -42,31 +42,32 @@ first_hostings as (
 
     -- Exact rule 8: the hosting of the license whose first counted term starts earliest (ties:
     -- the smallest license_key).
-    select
+    select distinct on (license_customers.customer_key)
         license_customers.customer_key,
         license_customers.hosting as first_hosting
     from license_customers
     inner join first_terms on license_customers.license_key = first_terms.license_key
-    qualify row_number() over (
-        partition by license_customers.customer_key
-        order by first_terms.first_term_start_date asc, license_customers.license_key asc
-    ) = 1
+    order by
+        license_customers.customer_key asc,
+        first_terms.first_term_start_date asc,
+        {{ text_key('license_customers.license_key') }} asc
 
 ),
 
 contacts as (
 
     -- The company of the most recently updated license record names the customer.
-    select
+    select distinct on (customer_key)
         customer_key,
         company,
         country,
         region
     from license_customers
-    qualify row_number() over (
-        partition by customer_key
-        order by has_license_record desc, last_updated_date desc nulls last, license_key asc
-    ) = 1
+    order by
+        customer_key asc,
+        has_license_record desc,
+        last_updated_date desc nulls last,
+        {{ text_key('license_key') }} asc
 
 ),
 
@@ -74,10 +75,12 @@ summed as (
 
     select
         customer_key,
-        list_sort(list(distinct hosting) filter (hosting is not null)) as hostings,
-        list_sort(list(distinct addon_key) filter (addon_key is not null)) as apps,
+        array_agg(distinct hosting order by hosting) filter (where hosting is not null)
+            as hostings,
+        array_agg(distinct addon_key order by addon_key) filter (where addon_key is not null)
+            as apps,
         count(*) as licenses,
-        count(*) filter (is_migrated) as migrated_licenses
+        count(*) filter (where is_migrated) as migrated_licenses
     from license_customers
     group by customer_key
 
@@ -87,11 +90,11 @@ paid_months as (
 
     select
         customer_months.customer_key,
-        min(customer_months.month) filter ({{ has_mrr('customer_months.mrr') }})
+        min(customer_months.month) filter (where {{ has_mrr('customer_months.mrr') }})
             as first_paid_month,
         coalesce(
             max(customer_months.mrr) filter (
-                customer_months.month = date_trunc('month', as_of.as_of_date)
+                where customer_months.month = {{ month_start('as_of.as_of_date') }}
             ),
             0
         ) as current_mrr

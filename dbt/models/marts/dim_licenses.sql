@@ -49,7 +49,7 @@ license_customers as (
 transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other).
-    select
+    select distinct on (license_key)
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -71,10 +71,11 @@ transaction_only_licenses as (
             select 1 from licenses
             where licenses.license_key = transactions.license_key
         )
-    qualify row_number() over (
-        partition by license_key
-        order by sale_date desc, transaction_line_item_id desc, transaction_id desc
-    ) = 1
+    order by
+        license_key asc,
+        sale_date desc nulls last,
+        transaction_line_item_id desc nulls last,
+        transaction_id desc nulls last
 
 ),
 
@@ -154,7 +155,7 @@ evaluation_summary as (
     select
         license_key,
         count(*) as evaluations,
-        count(*) filter (is_converted) as converted_evaluations
+        count(*) filter (where is_converted) as converted_evaluations
     from evaluations
     group by license_key
 
@@ -167,7 +168,7 @@ current_month as (
         license_months.mrr as current_mrr
     from license_months
     cross join as_of
-    where license_months.month = date_trunc('month', as_of.as_of_date)
+    where license_months.month = {{ month_start('as_of.as_of_date') }}
 
 ),
 

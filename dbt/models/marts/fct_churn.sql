@@ -17,7 +17,7 @@ final as (
         opportunities,
         cancellations,
         pending,
-        cancellations / nullif(opportunities, 0) as churn_rate,
+        {{ safe_ratio('cancellations', 'opportunities') }} as churn_rate,
         is_complete
     from outcomes
 

@@ -49,7 +49,7 @@ first_terms as (
 nearest_feedback as (
 
     -- Exact rule 10: within 30 days of the end; ties: the earlier date, then type, then reason.
-    select
+    select distinct on (term_ends.license_key, term_ends.end_date)
         term_ends.license_key,
         term_ends.end_date,
         feedback.feedback_date,
@@ -58,14 +58,13 @@ nearest_feedback as (
     from term_ends
     inner join feedback on term_ends.license_key = feedback.license_key
     where abs(feedback.feedback_date - term_ends.end_date) <= 30
-    qualify row_number() over (
-        partition by term_ends.license_key, term_ends.end_date
-        order by
-            abs(feedback.feedback_date - term_ends.end_date) asc,
-            feedback.feedback_date asc,
-            feedback.feedback_type asc,
-            cast(feedback.reason_key as varchar) asc
-    ) = 1
+    order by
+        term_ends.license_key asc,
+        term_ends.end_date asc,
+        abs(feedback.feedback_date - term_ends.end_date) asc,
+        feedback.feedback_date asc,
+        {{ text_key('feedback.feedback_type') }} asc,
+        {{ text_key('feedback.reason_key') }} asc
 
 ),
 
@@ -82,7 +81,7 @@ final as (
         {{ months_between('first_terms.first_term_start_date', 'term_ends.end_date') }}
             as tenure_months,
         -- the license's MRR (layers and grace included) on the day before the end
-        coalesce(license_days.mrr, 0) as mrr_lost,
+        cast(coalesce(license_days.mrr, 0) as {{ money() }}) as mrr_lost,
         nearest_feedback.feedback_type,
         nearest_feedback.reason_key as feedback_reason,
         nearest_feedback.feedback_date,

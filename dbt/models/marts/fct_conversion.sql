@@ -15,10 +15,11 @@ aggregated as (
         addon_key,
         conversion_type,
         count(*) as evaluations,
-        count(*) filter (is_converted) as conversions,
-        count(*) filter (is_open) as open_evaluations,
-        count(*) filter (is_returning_customer) as returning_evaluations,
-        median(days_to_convert) as median_days_to_convert
+        count(*) filter (where is_converted) as conversions,
+        count(*) filter (where is_open) as open_evaluations,
+        count(*) filter (where is_returning_customer) as returning_evaluations,
+        -- the median, interpolated: DuckDB's median() is this ordered-set aggregate
+        percentile_cont(0.5) within group (order by days_to_convert) as median_days_to_convert
     from evaluations
     group by month, addon_key, conversion_type
 
@@ -33,8 +34,8 @@ final as (
         evaluations,
         conversions,
         open_evaluations,
-        conversions / nullif(evaluations, 0) as conversion_rate,
-        cast(median_days_to_convert as double) as median_days_to_convert,
+        {{ safe_ratio('conversions', 'evaluations') }} as conversion_rate,
+        cast(median_days_to_convert as double precision) as median_days_to_convert,
         returning_evaluations,
         -- v2: no evaluation of the row can still convert
         open_evaluations = 0 as is_complete

@@ -19,15 +19,15 @@ aggregated as (
 
     select
         month,
-        count(*) filter ({{ has_mrr('mrr') }}) as paying_customers,
-        count(*) filter ({{ has_mrr('prior_month_mrr') }}) as opening_paying_customers,
-        count(*) filter (movement = 'churn') as churned_customers,
+        count(*) filter (where {{ has_mrr('mrr') }}) as paying_customers,
+        count(*) filter (where {{ has_mrr('prior_month_mrr') }}) as opening_paying_customers,
+        count(*) filter (where movement = 'churn') as churned_customers,
         sum(mrr) as mrr,
-        coalesce(sum(movement_mrr) filter (movement = 'new'), 0) as new_mrr,
-        coalesce(sum(movement_mrr) filter (movement = 'expansion'), 0) as expansion_mrr,
-        coalesce(sum(movement_mrr) filter (movement = 'contraction'), 0) as contraction_mrr,
-        coalesce(sum(movement_mrr) filter (movement = 'churn'), 0) as churned_mrr,
-        coalesce(sum(movement_mrr) filter (movement = 'reactivation'), 0) as reactivation_mrr
+        coalesce(sum(movement_mrr) filter (where movement = 'new'), 0) as new_mrr,
+        coalesce(sum(movement_mrr) filter (where movement = 'expansion'), 0) as expansion_mrr,
+        coalesce(sum(movement_mrr) filter (where movement = 'contraction'), 0) as contraction_mrr,
+        coalesce(sum(movement_mrr) filter (where movement = 'churn'), 0) as churned_mrr,
+        coalesce(sum(movement_mrr) filter (where movement = 'reactivation'), 0) as reactivation_mrr
     from customer_months
     group by month
 
@@ -36,8 +36,13 @@ aggregated as (
 started as (
 
     select *
-    from aggregated
-    qualify month >= min(month) filter (paying_customers > 0) over ()
+    from (
+        select
+            *,
+            min(month) filter (where paying_customers > 0) over () as first_paid_month
+        from aggregated
+    ) as with_first_paid_month
+    where month >= first_paid_month
 
 ),
 
@@ -55,7 +60,7 @@ final as (
         {{ safe_ratio('started.churned_customers', 'started.opening_paying_customers') }}
             as logo_churn_rate,
         cast(started.mrr / nullif(started.paying_customers, 0) as {{ money() }}) as arpa,
-        last_day(started.month) <= as_of.as_of_date as is_complete,
+        {{ month_end('started.month') }} <= as_of.as_of_date as is_complete,
         started.opening_paying_customers,
         started.churned_customers
     from started

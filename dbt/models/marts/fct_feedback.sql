@@ -55,11 +55,11 @@ candidates as (
 
 matched as (
 
-    select
+    select distinct on (feedback_id)
         feedback_id,
         license_key
     from candidates
-    qualify row_number() over (partition by feedback_id order by last_updated_date desc) = 1
+    order by feedback_id asc, last_updated_date desc nulls last
 
 ),
 

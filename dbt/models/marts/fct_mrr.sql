@@ -21,16 +21,16 @@ aggregated as (
         addon_key,
         sum(mrr) as mrr,
         sum(prior_month_mrr) as prior_month_mrr,
-        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'new'), 0) as new_mrr,
-        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'expansion'), 0)
+        coalesce(sum(mrr_movement_amount) filter (where mrr_movement_type = 'new'), 0) as new_mrr,
+        coalesce(sum(mrr_movement_amount) filter (where mrr_movement_type = 'expansion'), 0)
             as expansion_mrr,
-        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'contraction'), 0)
+        coalesce(sum(mrr_movement_amount) filter (where mrr_movement_type = 'contraction'), 0)
             as contraction_mrr,
-        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'churn'), 0)
+        coalesce(sum(mrr_movement_amount) filter (where mrr_movement_type = 'churn'), 0)
             as churned_mrr,
-        coalesce(sum(mrr_movement_amount) filter (mrr_movement_type = 'reactivation'), 0)
+        coalesce(sum(mrr_movement_amount) filter (where mrr_movement_type = 'reactivation'), 0)
             as reactivation_mrr,
-        count(*) filter ({{ has_mrr('mrr') }}) as paying_licenses
+        count(*) filter (where {{ has_mrr('mrr') }}) as paying_licenses
     from movements
     group by month, addon_key
 
@@ -40,8 +40,14 @@ started as (
 
     -- Exact rule 7: from the app's first month with MRR > 0 to the month of as_of_date.
     select *
-    from aggregated
-    qualify month >= min(month) filter ({{ has_mrr('mrr') }}) over (partition by addon_key)
+    from (
+        select
+            *,
+            min(month) filter (where {{ has_mrr('mrr') }}) over (partition by addon_key)
+                as first_paid_month
+        from aggregated
+    ) as with_first_paid_month
+    where month >= first_paid_month
 
 ),
 
@@ -75,7 +81,7 @@ final as (
             '-(started.churned_mrr + started.contraction_mrr)'
         ) }} as quick_ratio,
         cast(started.mrr / nullif(started.paying_licenses, 0) as {{ money() }}) as arpa,
-        last_day(started.month) <= as_of.as_of_date as is_complete
+        {{ month_end('started.month') }} <= as_of.as_of_date as is_complete
     from started
     cross join as_of
 

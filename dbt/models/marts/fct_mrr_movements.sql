@@ -38,10 +38,10 @@ final as (
         term_id,
         layers,
         mrr,
-        mrr * 12 as arr,
-        prior_month_mrr,
+        cast(mrr * 12 as {{ money() }}) as arr,
+        cast(prior_month_mrr as {{ money() }}) as prior_month_mrr,
         {{ mrr_movement('mrr', 'prior_month_mrr', 'had_mrr_before') }} as mrr_movement_type,
-        mrr - prior_month_mrr as mrr_movement_amount,
+        cast(mrr - prior_month_mrr as {{ money() }}) as mrr_movement_amount,
         had_mrr_before
     from with_prior
 

@@ -17,7 +17,7 @@ final as (
         opportunities,
         renewals,
         pending,
-        renewals / nullif(opportunities, 0) as renewal_rate,
+        {{ safe_ratio('renewals', 'opportunities') }} as renewal_rate,
         is_complete
     from outcomes
 

@@ -40,14 +40,14 @@ counted as (
     select
         first_hosting,
         cohort_month,
-        cast(date_diff('month', cohort_month, month) as integer) as months_since,
+        {{ month_boundaries('cohort_month', 'month') }} as months_since,
         count(*) as customers,
-        count(*) filter ({{ has_mrr('mrr') }}) as active_customers,
+        count(*) filter (where {{ has_mrr('mrr') }}) as active_customers,
         cast(sum(starting_mrr) as {{ money() }}) as starting_mrr,
         cast(sum(mrr) as {{ money() }}) as mrr,
         cast(sum(least(mrr, starting_mrr)) as {{ money() }}) as retained_mrr
     from cohort_months
-    group by all
+    group by first_hosting, cohort_month, months_since
 
 ),
 

@@ -32,11 +32,11 @@ discounts_by_line as (
     select
         transaction_row_id,
         count(*) as discounts,
-        sum(discount_amount) filter (discount_type = 'LOYALTY_DISCOUNT')
+        sum(discount_amount) filter (where discount_type = 'LOYALTY_DISCOUNT')
             as loyalty_discount_amount,
-        sum(discount_amount) filter (discount_type = 'EXPERT') as expert_discount_amount,
-        sum(discount_amount) filter (discount_type = 'MANUAL') as manual_discount_amount,
-        sum(discount_amount) filter (discount_type = 'MARKETPLACE_PROMOTION')
+        sum(discount_amount) filter (where discount_type = 'EXPERT') as expert_discount_amount,
+        sum(discount_amount) filter (where discount_type = 'MANUAL') as manual_discount_amount,
+        sum(discount_amount) filter (where discount_type = 'MARKETPLACE_PROMOTION')
             as marketplace_promotion_discount_amount,
         string_agg(distinct discount_code, ', ' order by discount_code) as promotion_codes
     from discounts
@@ -58,7 +58,7 @@ refund_links as (
 
     -- The paid line a refund takes back: same license and maintenance dates, preferring the
     -- transaction the refund names, then the latest sale before it.
-    select
+    select distinct on (refunds.transaction_id, refunds.transaction_line_item_id)
         refunds.transaction_id,
         refunds.transaction_line_item_id,
         originals.transaction_id as refunded_transaction_id,
@@ -71,14 +71,14 @@ refund_links as (
             and refunds.maintenance_end_date = originals.maintenance_end_date
             and originals.is_paid
     where refunds.is_refund
-    qualify row_number() over (
-        partition by refunds.transaction_id, refunds.transaction_line_item_id
-        order by
-            originals.transaction_id = refunds.original_transaction_id desc,
-            originals.sale_date <= refunds.sale_date desc,
-            originals.sale_date desc,
-            originals.transaction_line_item_id desc
-    ) = 1
+    -- nulls last, as DuckDB sorts them: Postgres puts nulls first in a descending order
+    order by
+        refunds.transaction_id asc,
+        refunds.transaction_line_item_id asc,
+        originals.transaction_id = refunds.original_transaction_id desc nulls last,
+        originals.sale_date <= refunds.sale_date desc nulls last,
+        originals.sale_date desc nulls last,
+        originals.transaction_line_item_id desc nulls last
 
 ),
 

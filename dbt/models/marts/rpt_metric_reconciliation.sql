@@ -40,13 +40,13 @@ atlassian_figures as (
             case when metric = 'conversion' then conversion_type else billing_period end, 'All'
         ) as segment,
         sum(event_count) filter (
-            series in ('Customers', 'Renewal opportunities', 'Evaluations')
+            where series in ('Customers', 'Renewal opportunities', 'Evaluations')
         ) as denominator,
-        sum(event_count) filter (series in ('Cancellations', 'Renewals', 'Conversions'))
+        sum(event_count) filter (where series in ('Cancellations', 'Renewals', 'Conversions'))
             as numerator
     from atlassian
     where metric in ('churn', 'renewal', 'conversion')
-    group by all
+    group by metric, month, addon_key, segment
 
 ),
 
@@ -163,10 +163,10 @@ final as (
         mart_numerator,
         atlassian_numerator,
         mart_numerator - atlassian_numerator as numerator_difference,
-        mart_numerator / nullif(mart_denominator, 0) as mart_rate,
-        atlassian_numerator / nullif(atlassian_denominator, 0) as atlassian_rate,
-        mart_numerator / nullif(mart_denominator, 0)
-        - atlassian_numerator / nullif(atlassian_denominator, 0) as rate_difference,
+        {{ safe_ratio('mart_numerator', 'mart_denominator') }} as mart_rate,
+        {{ safe_ratio('atlassian_numerator', 'atlassian_denominator') }} as atlassian_rate,
+        {{ safe_ratio('mart_numerator', 'mart_denominator') }}
+        - {{ safe_ratio('atlassian_numerator', 'atlassian_denominator') }} as rate_difference,
         mart_denominator = atlassian_denominator
         and mart_numerator = atlassian_numerator as is_matched
     from in_scope

@@ -40,8 +40,9 @@ renamed as (
 deduplicated as (
 
     -- No id in the API: the row hash is the key, and a re-read window can load a row twice.
-    select * from renamed
-    qualify row_number() over (partition by feedback_id order by dlt_load_id desc) = 1
+    select distinct on (feedback_id) *
+    from renamed
+    order by feedback_id asc, dlt_load_id desc
 
 ),
 

@@ -51,7 +51,7 @@ renamed as (
         {{ date_or_null(columns, 'evaluation_sale_date') }} as evaluation_sale_date,
         {{ text_or_null(columns, 'evaluation_license') }} as evaluation_license_id,
         {{ text_or_null(columns, 'evaluation_opportunity_size') }} as evaluation_opportunity_size,
-        try_cast({{ text_or_null(columns, 'days_to_convert_eval') }} as integer)
+        {{ try_cast(text_or_null(columns, 'days_to_convert_eval'), 'integer') }}
             as days_to_convert_eval,
         {{ date_or_null(columns, 'latest_evaluation_start_date') }}
             as latest_evaluation_start_date,
@@ -112,15 +112,14 @@ deduplicated as (
 
     -- The API repeats some licenses (around the data-insights split, Atlassian bug MP-557): keep
     -- the latest version, preferring the copy that carries the data-insight fields.
-    select * from renamed
-    qualify row_number() over (
-        partition by license_key
-        order by
-            last_updated_date desc nulls last,
-            evaluation_opportunity_size is not null desc,
-            dlt_load_id desc,
-            license_row_id desc
-    ) = 1
+    select distinct on (license_key) *
+    from renamed
+    order by
+        license_key asc,
+        last_updated_date desc nulls last,
+        evaluation_opportunity_size is not null desc,
+        dlt_load_id desc,
+        license_row_id desc
 
 ),
 

@@ -35,8 +35,10 @@ renamed as (
         lower({{ text_or_null(columns, 'user_type') }}) as user_type,
         -- UTC; a value that is not a full timestamp keeps its date part
         coalesce(
-            try_cast({{ column_or_null(columns, 'event_timestamp', 'varchar') }} as timestamp),
-            try_cast(left({{ column_or_null(columns, 'event_timestamp', 'varchar') }}, 10) as date)
+            {{ try_cast(column_or_null(columns, 'event_timestamp', 'varchar'), 'timestamp') }},
+            {{ try_cast(
+                'left(' ~ column_or_null(columns, 'event_timestamp', 'varchar') ~ ', 10)', 'date'
+            ) }}
         ) as event_at,
         {{ text_or_null(columns, '_dlt_load_id') }} as dlt_load_id
 
@@ -46,8 +48,9 @@ renamed as (
 
 deduplicated as (
 
-    select * from renamed
-    qualify row_number() over (partition by attribution_id order by dlt_load_id desc) = 1
+    select distinct on (attribution_id) *
+    from renamed
+    order by attribution_id asc, dlt_load_id desc
 
 ),
 

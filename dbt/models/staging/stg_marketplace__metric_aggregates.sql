@@ -29,13 +29,19 @@ renamed as (
 deduplicated as (
 
     -- Each run re-reads Atlassian's figures; the latest load wins.
-    select * from renamed
-    qualify row_number() over (
-        partition by
-            metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
-            series
-        order by dlt_load_id desc
-    ) = 1
+    select distinct on (
+        metric, aggregation, period_start_date, addon_key, billing_period, conversion_type, series
+    ) *
+    from renamed
+    order by
+        metric asc,
+        aggregation asc,
+        period_start_date asc,
+        addon_key asc,
+        billing_period asc,
+        conversion_type asc,
+        series asc,
+        dlt_load_id desc
 
 ),
 

@@ -40,8 +40,9 @@ renamed as (
 
 deduplicated as (
 
-    select * from renamed
-    qualify row_number() over (partition by metric_event_id order by dlt_load_id desc) = 1
+    select distinct on (metric_event_id) *
+    from renamed
+    order by metric_event_id asc, dlt_load_id desc
 
 ),
 

@@ -99,11 +99,14 @@ renamed as (
 deduplicated as (
 
     -- A line is (transaction_id, transaction_line_item_id); exports can repeat it.
-    select * from renamed
-    qualify row_number() over (
-        partition by transaction_id, transaction_line_item_id
-        order by last_updated_date desc nulls last, dlt_load_id desc, transaction_row_id desc
-    ) = 1
+    select distinct on (transaction_id, transaction_line_item_id) *
+    from renamed
+    order by
+        transaction_id asc,
+        transaction_line_item_id asc,
+        last_updated_date desc nulls last,
+        dlt_load_id desc,
+        transaction_row_id desc
 
 ),
 

@@ -11,7 +11,7 @@ grouped as (
         {{ combination_of_columns | join(',\n        ') }},
         count(*) as n_rows
     from {{ model }}
-    group by all
+    group by {{ combination_of_columns | join(', ') }}
 
 ),
 
