@@ -110,6 +110,13 @@ WarehouseOption = Annotated[
     str | None,
     typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
 ]
+VendorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vendor",
+        help="One configured vendor, by name or vendor id (default: every vendor configured).",
+    ),
+]
 WaitOption = Annotated[
     float,
     typer.Option(
@@ -198,12 +205,15 @@ def run(
     publish: PublishOption = None,
     notify: NotifyOption = None,
     wait: WaitOption = 0,
+    vendor: VendorOption = None,
 ) -> None:
-    """Extract from the Marketplace API and load into the warehouse, then transform."""
+    """Extract from the Marketplace API and load into the warehouse, then transform.
+
+    With several vendors configured, each is loaded in turn, then one dbt build."""
     from rich.table import Table
 
     from pipelines import runner
-    from pipelines.config import read_config
+    from pipelines.config import read_vendors
     from pipelines.logs import logged_run
     from pipelines.notify import notify_url
     from pipelines.warehouse import publish_path, warehouse_path
@@ -211,11 +221,11 @@ def run(
     path = warehouse_path(warehouse)
     url = notify_url(notify)
     try:
-        config = read_config()
+        vendors = read_vendors(vendor)
         with logged_run(
             "mpac run",
-            vendor=config.vendor_id,
-            api_version=config.api_version,
+            vendor=",".join(config.vendor_id for config in vendors),
+            api_version=",".join(sorted({config.api_version for config in vendors})),
             warehouse=str(path),
         ) as record:
             result = runner.run(
@@ -224,7 +234,7 @@ def run(
                 since=since,
                 resources=resources,
                 transform=not no_transform,
-                config=config,
+                vendors=vendors,
                 wait=wait,
                 publish=publish_path(publish),
             )
