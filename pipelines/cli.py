@@ -95,12 +95,17 @@ def simulate(
     faults: str = typer.Option(
         "none", help="Fault profile: none, flaky (429s, 5xx, drops) or a JSON object of rates."
     ),
+    more_vendor: list[str] = typer.Option(  # noqa: B008 (typer reads its options this way)
+        [],
+        "--more-vendor",
+        help="SEED:SIZE of one more vendor served by the same host (repeat for several).",
+    ),
 ) -> None:
-    """Serve a local Marketplace reporting API for a deterministic synthetic vendor."""
+    """Serve a local Marketplace reporting API for a deterministic synthetic vendor (or several)."""
     from pipelines.simulator.serve import serve
 
     try:
-        serve(port=port, seed=seed, size=size, faults=faults)
+        serve(port=port, seed=seed, size=size, faults=faults, more_vendors=more_vendor)
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its graceful shutdown: for a server that is a clean stop.
         err_console.print("simulator stopped.")
