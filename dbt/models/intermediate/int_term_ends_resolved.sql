@@ -14,7 +14,7 @@ terms as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -23,6 +23,7 @@ ends as (
     -- Where several terms end on one day, the latest paid line among them (exact rule 2)
     -- decides the app, billing period, tier and partner of the end.
     select
+        vendor_id,
         license_key,
         term_end_date as end_date,
         term_start_date as ended_term_start_date,
@@ -34,7 +35,7 @@ ends as (
         latest_transaction_id
     from terms
     qualify row_number() over (
-        partition by license_key, term_end_date
+        partition by vendor_id, license_key, term_end_date
         order by {{ latest_paid_first('latest_') }}
     ) = 1
 
@@ -47,6 +48,7 @@ events as (
     -- At one date an end sorts before the terms starting that day: a term starting at e is not
     -- one that e lies inside, and it can renew e.
     select
+        vendor_id,
         license_key,
         end_date as event_date,
         0 as event_order,
@@ -59,6 +61,7 @@ events as (
     from ends
     union all
     select
+        vendor_id,
         license_key,
         term_start_date as event_date,
         1 as event_order,
@@ -84,7 +87,7 @@ scanned as (
     from events
     window
         timeline as (
-            partition by license_key
+            partition by vendor_id, license_key
             order by
                 event_date asc,
                 event_order asc,
@@ -113,7 +116,8 @@ resolved as (
     from ends
     inner join scanned
         on
-            ends.license_key = scanned.license_key
+            ends.vendor_id = scanned.vendor_id
+            and ends.license_key = scanned.license_key
             and ends.end_date = scanned.end_date
             and scanned.event_order = 0
 
@@ -123,6 +127,7 @@ final as (
 
     select
         md5(concat_ws('|', resolved.license_key, resolved.end_date)) as term_end_id,
+        resolved.vendor_id,
         resolved.license_key,
         resolved.hosting,
         resolved.addon_key,
@@ -145,7 +150,7 @@ final as (
         resolved.renewal_start_date,
         resolved.renewal_transaction_id
     from resolved
-    cross join as_of
+    inner join as_of on resolved.vendor_id = as_of.vendor_id
 
 )
 

@@ -24,17 +24,18 @@ customer_months as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 first_terms as (
 
     select
+        vendor_id,
         license_key,
         min(term_start_date) as first_term_start_date
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
@@ -43,12 +44,16 @@ first_hostings as (
     -- Exact rule 8: the hosting of the license whose first counted term starts earliest (ties:
     -- the smallest license_key).
     select
+        license_customers.vendor_id,
         license_customers.customer_key,
         license_customers.hosting as first_hosting
     from license_customers
-    inner join first_terms on license_customers.license_key = first_terms.license_key
+    inner join first_terms
+        on
+            license_customers.vendor_id = first_terms.vendor_id
+            and license_customers.license_key = first_terms.license_key
     qualify row_number() over (
-        partition by license_customers.customer_key
+        partition by license_customers.vendor_id, license_customers.customer_key
         order by first_terms.first_term_start_date asc, license_customers.license_key asc
     ) = 1
 
@@ -58,13 +63,14 @@ contacts as (
 
     -- The company of the most recently updated license record names the customer.
     select
+        vendor_id,
         customer_key,
         company,
         country,
         region
     from license_customers
     qualify row_number() over (
-        partition by customer_key
+        partition by vendor_id, customer_key
         order by has_license_record desc, last_updated_date desc nulls last, license_key asc
     ) = 1
 
@@ -73,19 +79,21 @@ contacts as (
 summed as (
 
     select
+        vendor_id,
         customer_key,
         list_sort(list(distinct hosting) filter (hosting is not null)) as hostings,
         list_sort(list(distinct addon_key) filter (addon_key is not null)) as apps,
         count(*) as licenses,
         count(*) filter (is_migrated) as migrated_licenses
     from license_customers
-    group by customer_key
+    group by vendor_id, customer_key
 
 ),
 
 paid_months as (
 
     select
+        customer_months.vendor_id,
         customer_months.customer_key,
         min(customer_months.month) filter ({{ has_mrr('customer_months.mrr') }})
             as first_paid_month,
@@ -96,14 +104,15 @@ paid_months as (
             0
         ) as current_mrr
     from customer_months
-    cross join as_of
-    group by customer_months.customer_key
+    inner join as_of on customer_months.vendor_id = as_of.vendor_id
+    group by customer_months.vendor_id, customer_months.customer_key
 
 ),
 
 final as (
 
     select
+        summed.vendor_id,
         summed.customer_key,
         summed.hostings,
         summed.apps,
@@ -117,9 +126,18 @@ final as (
         summed.migrated_licenses,
         {{ has_mrr('coalesce(paid_months.current_mrr, 0)') }} as is_paying
     from summed
-    left join first_hostings on summed.customer_key = first_hostings.customer_key
-    left join contacts on summed.customer_key = contacts.customer_key
-    left join paid_months on summed.customer_key = paid_months.customer_key
+    left join first_hostings
+        on
+            summed.vendor_id = first_hostings.vendor_id
+            and summed.customer_key = first_hostings.customer_key
+    left join contacts
+        on
+            summed.vendor_id = contacts.vendor_id
+            and summed.customer_key = contacts.customer_key
+    left join paid_months
+        on
+            summed.vendor_id = paid_months.vendor_id
+            and summed.customer_key = paid_months.customer_key
 
 )
 

@@ -36,7 +36,7 @@ license_months as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -50,6 +50,7 @@ transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other).
     select
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -69,10 +70,12 @@ transaction_only_licenses as (
     where
         not exists (
             select 1 from licenses
-            where licenses.license_key = transactions.license_key
+            where
+                licenses.vendor_id = transactions.vendor_id
+                and licenses.license_key = transactions.license_key
         )
     qualify row_number() over (
-        partition by license_key
+        partition by vendor_id, license_key
         order by sale_date desc, transaction_line_item_id desc, transaction_id desc
     ) = 1
 
@@ -81,6 +84,7 @@ transaction_only_licenses as (
 all_licenses as (
 
     select
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -108,6 +112,7 @@ all_licenses as (
     from licenses
     union all
     select
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -139,34 +144,37 @@ all_licenses as (
 term_summary as (
 
     select
+        vendor_id,
         license_key,
         count(*) as counted_terms,
         min(term_start_date) as first_term_start_date,
         max(term_end_date) as last_term_end_date,
         sum(amount) as lifetime_amount
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
 evaluation_summary as (
 
     select
+        vendor_id,
         license_key,
         count(*) as evaluations,
         count(*) filter (is_converted) as converted_evaluations
     from evaluations
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
 current_month as (
 
     select
+        license_months.vendor_id,
         license_months.license_key,
         license_months.mrr as current_mrr
     from license_months
-    cross join as_of
+    inner join as_of on license_months.vendor_id = as_of.vendor_id
     where license_months.month = date_trunc('month', as_of.as_of_date)
 
 ),
@@ -185,10 +193,22 @@ final as (
         coalesce(current_month.current_mrr, 0) as current_mrr,
         coalesce(current_month.current_mrr, 0) > 0 as is_paying
     from all_licenses
-    left join term_summary on all_licenses.license_key = term_summary.license_key
-    left join evaluation_summary on all_licenses.license_key = evaluation_summary.license_key
-    left join current_month on all_licenses.license_key = current_month.license_key
-    left join license_customers on all_licenses.license_key = license_customers.license_key
+    left join term_summary
+        on
+            all_licenses.vendor_id = term_summary.vendor_id
+            and all_licenses.license_key = term_summary.license_key
+    left join evaluation_summary
+        on
+            all_licenses.vendor_id = evaluation_summary.vendor_id
+            and all_licenses.license_key = evaluation_summary.license_key
+    left join current_month
+        on
+            all_licenses.vendor_id = current_month.vendor_id
+            and all_licenses.license_key = current_month.license_key
+    left join license_customers
+        on
+            all_licenses.vendor_id = license_customers.vendor_id
+            and all_licenses.license_key = license_customers.license_key
 
 )
 

@@ -11,6 +11,7 @@ evaluations as (
 aggregated as (
 
     select
+        vendor_id,
         month,
         addon_key,
         conversion_type,
@@ -20,13 +21,14 @@ aggregated as (
         count(*) filter (is_returning_customer) as returning_evaluations,
         median(days_to_convert) as median_days_to_convert
     from evaluations
-    group by month, addon_key, conversion_type
+    group by vendor_id, month, addon_key, conversion_type
 
 ),
 
 final as (
 
     select
+        vendor_id,
         month,
         addon_key,
         conversion_type,

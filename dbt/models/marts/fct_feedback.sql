@@ -19,13 +19,15 @@ by_entitlement as (
     -- Feedback carries no license_key: Cloud rows name the entitlement, others the SEN. Two
     -- equi-joins, since one join on "entitlement or SEN" cannot use a hash join.
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         licenses.license_key,
         licenses.last_updated_date
     from feedback
     inner join licenses
         on
-            feedback.addon_key = licenses.addon_key
+            feedback.vendor_id = licenses.vendor_id
+            and feedback.addon_key = licenses.addon_key
             and feedback.app_entitlement_id = licenses.app_entitlement_id
 
 ),
@@ -33,13 +35,15 @@ by_entitlement as (
 by_sen as (
 
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         licenses.license_key,
         licenses.last_updated_date
     from feedback
     inner join licenses
         on
-            feedback.addon_key = licenses.addon_key
+            feedback.vendor_id = licenses.vendor_id
+            and feedback.addon_key = licenses.addon_key
             and feedback.license_id = licenses.license_id
     where feedback.app_entitlement_id is null
 
@@ -56,16 +60,18 @@ candidates as (
 matched as (
 
     select
+        vendor_id,
         feedback_id,
         license_key
     from candidates
-    qualify row_number() over (partition by feedback_id order by last_updated_date desc) = 1
+    qualify row_number() over (partition by vendor_id, feedback_id order by last_updated_date desc) = 1
 
 ),
 
 final as (
 
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         feedback.feedback_date,
         feedback.addon_key,
@@ -85,7 +91,10 @@ final as (
         feedback.email,
         feedback.full_name
     from feedback
-    left join matched on feedback.feedback_id = matched.feedback_id
+    left join matched
+        on
+            feedback.vendor_id = matched.vendor_id
+            and feedback.feedback_id = matched.feedback_id
 
 )
 

@@ -10,13 +10,14 @@ movements as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 aggregated as (
 
     select
+        vendor_id,
         month,
         addon_key,
         sum(mrr) as mrr,
@@ -32,7 +33,7 @@ aggregated as (
             as reactivation_mrr,
         count(*) filter ({{ has_mrr('mrr') }}) as paying_licenses
     from movements
-    group by month, addon_key
+    group by vendor_id, month, addon_key
 
 ),
 
@@ -41,13 +42,14 @@ started as (
     -- Exact rule 7: from the app's first month with MRR > 0 to the month of as_of_date.
     select *
     from aggregated
-    qualify month >= min(month) filter ({{ has_mrr('mrr') }}) over (partition by addon_key)
+    qualify month >= min(month) filter ({{ has_mrr('mrr') }}) over (partition by vendor_id, addon_key)
 
 ),
 
 final as (
 
     select
+        started.vendor_id,
         started.month,
         started.addon_key,
         cast(started.mrr as {{ money() }}) as mrr,
@@ -77,7 +79,7 @@ final as (
         cast(started.mrr / nullif(started.paying_licenses, 0) as {{ money() }}) as arpa,
         last_day(started.month) <= as_of.as_of_date as is_complete
     from started
-    cross join as_of
+    inner join as_of on started.vendor_id = as_of.vendor_id
 
 )
 

@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as feedback_id,
         {{ text_or_null(columns, 'addon_key') }} as addon_key,
         {{ text_or_null(columns, 'addon_name') }} as addon_name,
@@ -41,7 +42,7 @@ deduplicated as (
 
     -- No id in the API: the row hash is the key, and a re-read window can load a row twice.
     select * from renamed
-    qualify row_number() over (partition by feedback_id order by dlt_load_id desc) = 1
+    qualify row_number() over (partition by vendor_id, feedback_id order by dlt_load_id desc) = 1
 
 ),
 

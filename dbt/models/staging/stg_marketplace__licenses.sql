@@ -14,6 +14,7 @@ renamed as (
 
     select
         -- ids
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ license_key(
             text_or_null(columns, 'hosting'),
             text_or_null(columns, 'app_entitlement_id'),
@@ -114,7 +115,7 @@ deduplicated as (
     -- the latest version, preferring the copy that carries the data-insight fields.
     select * from renamed
     qualify row_number() over (
-        partition by license_key
+        partition by vendor_id, license_key
         order by
             last_updated_date desc nulls last,
             evaluation_opportunity_size is not null desc,

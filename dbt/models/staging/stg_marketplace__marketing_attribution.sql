@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as attribution_id,
         {{ text_or_null(columns, 'addon_license_id') }} as addon_license_id,
         {{ text_or_null(columns, 'app_entitlement_id') }} as app_entitlement_id,
@@ -47,7 +48,7 @@ renamed as (
 deduplicated as (
 
     select * from renamed
-    qualify row_number() over (partition by attribution_id order by dlt_load_id desc) = 1
+    qualify row_number() over (partition by vendor_id, attribution_id order by dlt_load_id desc) = 1
 
 ),
 

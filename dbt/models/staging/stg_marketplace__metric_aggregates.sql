@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         lower({{ text_or_null(columns, 'metric') }}) as metric,
         lower({{ text_or_null(columns, 'aggregation') }}) as aggregation,
         {{ date_or_null(columns, 'period_start') }} as period_start_date,
@@ -32,7 +33,7 @@ deduplicated as (
     select * from renamed
     qualify row_number() over (
         partition by
-            metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
+            vendor_id, metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
             series
         order by dlt_load_id desc
     ) = 1

@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as metric_event_id,
         lower({{ text_or_null(columns, 'metric') }}) as metric,
         {{ text_or_null(columns, 'addon_key') }} as addon_key,
@@ -41,7 +42,7 @@ renamed as (
 deduplicated as (
 
     select * from renamed
-    qualify row_number() over (partition by metric_event_id order by dlt_load_id desc) = 1
+    qualify row_number() over (partition by vendor_id, metric_event_id order by dlt_load_id desc) = 1
 
 ),
 

@@ -14,6 +14,7 @@ renamed as (
 
     select
         -- ids
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'transaction_id') }} as transaction_id,
         {{ text_or_null(columns, 'transaction_line_item_id') }} as transaction_line_item_id,
         {{ license_key(
@@ -101,7 +102,7 @@ deduplicated as (
     -- A line is (transaction_id, transaction_line_item_id); exports can repeat it.
     select * from renamed
     qualify row_number() over (
-        partition by transaction_id, transaction_line_item_id
+        partition by vendor_id, transaction_id, transaction_line_item_id
         order by last_updated_date desc nulls last, dlt_load_id desc, transaction_row_id desc
     ) = 1
 
