@@ -122,6 +122,14 @@ VendorOption = Annotated[
         help="One configured vendor, by name or vendor id (default: every vendor configured).",
     ),
 ]
+ReadVendorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vendor",
+        help="The vendor to show, by vendor id or name (default: the only vendor in the "
+        "warehouse; with several, this is required).",
+    ),
+]
 WaitOption = Annotated[
     float,
     typer.Option(
@@ -372,12 +380,19 @@ def report(
         "--format",
         help="table (marks incomplete months with *), csv or json (with is_complete).",
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """The last months of churn, renewal, conversion and MRR per app, from the marts."""
     from pipelines.report import print_report
     from pipelines.warehouse import warehouse_path
 
-    print_report(warehouse_path(warehouse), months, app=app_key, output_format=output_format)
+    print_report(
+        warehouse_path(warehouse),
+        months,
+        app=app_key,
+        output_format=output_format,
+        vendor=vendor,
+    )
 
 
 @app.command()
@@ -387,12 +402,15 @@ def dashboard(
     output: str = typer.Option(
         None, "--output", "-o", help="HTML file to write (default: beside the warehouse)."
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """Write the dashboard: one offline HTML file of charts (opens with no server)."""
     from pipelines.dashboard import write_dashboard
     from pipelines.warehouse import warehouse_path
 
-    path, panels = write_dashboard(warehouse_path(warehouse), Path(output) if output else None)
+    path, panels = write_dashboard(
+        warehouse_path(warehouse), Path(output) if output else None, vendor
+    )
     skipped = [panel for panel in panels if panel.skipped]
     note = f" ({len(skipped)} charts wait for marts not built yet)" if skipped else ""
     print(f"dashboard: {path}{note}")
@@ -406,13 +424,16 @@ def digest(
     peek: bool = typer.Option(
         False, "--peek", help="Show the digest without marking its events as reported."
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """What is new since the last digest, as Markdown (and to a chat webhook)."""
     from pipelines.digest import run_digest
     from pipelines.notify import notify_url
     from pipelines.warehouse import warehouse_path
 
-    text = run_digest(warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek)
+    text = run_digest(
+        warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek, vendor=vendor
+    )
     sys.stdout.write(text)
 
 

@@ -249,6 +249,18 @@ def legacy_owner_id() -> str | None:
         raise toml_error(error) from None
 
 
+def vendor_id_of(name: str) -> str | None:
+    """The vendor id of a vendor named in the settings (no secrets read), or None."""
+    from dlt.common.configuration.providers.toml import TomlProviderReadException
+
+    try:
+        if name == DEFAULT_VENDOR:
+            return _vendor_id(name) if _value("vendor_id") is not None else None
+        return _vendor_id(name) if name in vendor_names() else None
+    except TomlProviderReadException as error:
+        raise toml_error(error) from None
+
+
 def _vendor_id(name: str) -> str:
     """A named vendor must set its own vendor_id: inheriting the top-level one would load the
     same vendor twice."""

@@ -278,6 +278,26 @@ def test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth(
     folders = {path.name for path in (tmp_path / ".marketplace.dlt").iterdir()}
     assert {"marketplace__acme", "marketplace__beta"} <= folders
 
+    # Readers see one vendor: the only one, or the one asked for (by name or id).
+    both = cli(["report", "--warehouse", str(warehouse)])
+    assert both.exit_code == 2
+    assert f"the warehouse holds 2 vendors ({', '.join(sorted(ids))})" in both.output
+    shown = cli(["report", "--vendor", "beta", "--format", "json", "--warehouse", str(warehouse)])
+    assert shown.exit_code == 0, shown.output
+    saas = json.loads(shown.output)["metrics"]["saas"]
+    beta_apps = {
+        row["addon_key"] for row in mart_rows(warehouse, "marts.fct_mrr", ["addon_key"], ids[1])
+    }
+    assert saas
+    assert {row["addon_key"] for row in saas} <= beta_apps
+    for command in (["dashboard"], ["digest", "--peek"]):
+        result = cli([*command, "--vendor", ids[0], "--warehouse", str(warehouse)])
+        assert result.exit_code == 0, result.output
+    status = cli(["status", "--warehouse", str(warehouse)])
+    assert status.exit_code == 0, status.output
+    assert "acme: licenses" in status.output
+    assert "beta: licenses" in status.output
+
     unknown = cli(["run", "--vendor", "gamma", "--warehouse", str(warehouse)])
     assert unknown.exit_code == 2
     assert "no vendor 'gamma' is configured: choose from acme" in unknown.output
