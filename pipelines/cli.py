@@ -95,12 +95,17 @@ def simulate(
     faults: str = typer.Option(
         "none", help="Fault profile: none, flaky (429s, 5xx, drops) or a JSON object of rates."
     ),
+    more_vendor: list[str] = typer.Option(  # noqa: B008 (typer reads its options this way)
+        [],
+        "--more-vendor",
+        help="SEED:SIZE of one more vendor served by the same host (repeat for several).",
+    ),
 ) -> None:
-    """Serve a local Marketplace reporting API for a deterministic synthetic vendor."""
+    """Serve a local Marketplace reporting API for a deterministic synthetic vendor (or several)."""
     from pipelines.simulator.serve import serve
 
     try:
-        serve(port=port, seed=seed, size=size, faults=faults)
+        serve(port=port, seed=seed, size=size, faults=faults, more_vendors=more_vendor)
     except KeyboardInterrupt:
         # uvicorn re-raises Ctrl-C after its graceful shutdown: for a server that is a clean stop.
         err_console.print("simulator stopped.")
@@ -109,6 +114,21 @@ def simulate(
 WarehouseOption = Annotated[
     str | None,
     typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
+]
+VendorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vendor",
+        help="One configured vendor, by name or vendor id (default: every vendor configured).",
+    ),
+]
+ReadVendorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vendor",
+        help="The vendor to show, by vendor id or name (default: the only vendor in the "
+        "warehouse; with several, this is required).",
+    ),
 ]
 WaitOption = Annotated[
     float,
@@ -198,12 +218,15 @@ def run(
     publish: PublishOption = None,
     notify: NotifyOption = None,
     wait: WaitOption = 0,
+    vendor: VendorOption = None,
 ) -> None:
-    """Extract from the Marketplace API and load into the warehouse, then transform."""
+    """Extract from the Marketplace API and load into the warehouse, then transform.
+
+    With several vendors configured, each is loaded in turn, then one dbt build."""
     from rich.table import Table
 
     from pipelines import runner
-    from pipelines.config import read_config
+    from pipelines.config import read_vendors
     from pipelines.logs import logged_run
     from pipelines.notify import notify_url
     from pipelines.warehouse import publish_path, warehouse_path
@@ -211,11 +234,11 @@ def run(
     path = warehouse_path(warehouse)
     url = notify_url(notify)
     try:
-        config = read_config()
+        vendors = read_vendors(vendor)
         with logged_run(
             "mpac run",
-            vendor=config.vendor_id,
-            api_version=config.api_version,
+            vendor=",".join(config.vendor_id for config in vendors),
+            api_version=",".join(sorted({config.api_version for config in vendors})),
             warehouse=str(path),
         ) as record:
             result = runner.run(
@@ -224,7 +247,7 @@ def run(
                 since=since,
                 resources=resources,
                 transform=not no_transform,
-                config=config,
+                vendors=vendors,
                 wait=wait,
                 publish=publish_path(publish),
             )
@@ -357,12 +380,19 @@ def report(
         "--format",
         help="table (marks incomplete months with *), csv or json (with is_complete).",
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """The last months of churn, renewal, conversion and MRR per app, from the marts."""
     from pipelines.report import print_report
     from pipelines.warehouse import warehouse_path
 
-    print_report(warehouse_path(warehouse), months, app=app_key, output_format=output_format)
+    print_report(
+        warehouse_path(warehouse),
+        months,
+        app=app_key,
+        output_format=output_format,
+        vendor=vendor,
+    )
 
 
 @app.command()
@@ -372,12 +402,15 @@ def dashboard(
     output: str = typer.Option(
         None, "--output", "-o", help="HTML file to write (default: beside the warehouse)."
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """Write the dashboard: one offline HTML file of charts (opens with no server)."""
     from pipelines.dashboard import write_dashboard
     from pipelines.warehouse import warehouse_path
 
-    path, panels = write_dashboard(warehouse_path(warehouse), Path(output) if output else None)
+    path, panels = write_dashboard(
+        warehouse_path(warehouse), Path(output) if output else None, vendor
+    )
     skipped = [panel for panel in panels if panel.skipped]
     note = f" ({len(skipped)} charts wait for marts not built yet)" if skipped else ""
     print(f"dashboard: {path}{note}")
@@ -391,13 +424,16 @@ def digest(
     peek: bool = typer.Option(
         False, "--peek", help="Show the digest without marking its events as reported."
     ),
+    vendor: ReadVendorOption = None,
 ) -> None:
     """What is new since the last digest, as Markdown (and to a chat webhook)."""
     from pipelines.digest import run_digest
     from pipelines.notify import notify_url
     from pipelines.warehouse import warehouse_path
 
-    text = run_digest(warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek)
+    text = run_digest(
+        warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek, vendor=vendor
+    )
     sys.stdout.write(text)
 
 

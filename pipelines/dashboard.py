@@ -17,7 +17,7 @@ import duckdb
 
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
-from pipelines.warehouse import open_read_only
+from pipelines.warehouse import open_marts
 
 Row = dict[str, Any]
 Figure = dict[str, Any]
@@ -614,15 +614,20 @@ def render(connection: duckdb.DuckDBPyConnection, title: str) -> tuple[str, list
     return page, panels
 
 
-def default_output(warehouse: Path) -> Path:
-    """The dashboard sits beside its warehouse: data/demo.duckdb -> data/demo.dashboard.html."""
-    return warehouse.with_name(f"{warehouse.stem}.dashboard.html")
+def default_output(warehouse: Path, vendor: str | None = None) -> Path:
+    """The dashboard sits beside its warehouse: data/demo.duckdb -> data/demo.dashboard.html
+    (data/demo.<vendor>.dashboard.html for one vendor of several)."""
+    scope = f".{vendor}" if vendor else ""
+    return warehouse.with_name(f"{warehouse.stem}{scope}.dashboard.html")
 
 
-def write_dashboard(warehouse: Path, output: Path | None = None) -> tuple[Path, list[Panel]]:
-    """Render the dashboard of `warehouse` into `output`, written whole then renamed."""
-    output = (output or default_output(warehouse)).expanduser().resolve()
-    with open_read_only(warehouse) as connection:
+def write_dashboard(
+    warehouse: Path, output: Path | None = None, vendor: str | None = None
+) -> tuple[Path, list[Panel]]:
+    """Render the dashboard of `warehouse` (of one vendor: see open_marts) into `output`,
+    written whole then renamed."""
+    output = (output or default_output(warehouse, vendor)).expanduser().resolve()
+    with open_marts(warehouse, vendor) as connection:
         if "marts.fct_mrr" not in relations(connection):
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
         page, panels = render(connection, title=f"Marketplace dashboard: {warehouse.name}")

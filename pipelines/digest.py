@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import UserError
-from pipelines.warehouse import open_read_only
+from pipelines.warehouse import open_marts
 
 # The first digest of a warehouse reports the events of this many days before as_of.
 FIRST_DIGEST_DAYS = 7
@@ -127,9 +127,11 @@ class Digest:
         return "\n".join(lines).rstrip() + "\n"
 
 
-def state_path(warehouse: Path) -> Path:
-    """The digest's memory sits beside the warehouse, like dlt's and dbt's folders."""
-    return warehouse.parent / f".{warehouse.stem}.digest.json"
+def state_path(warehouse: Path, vendor: str | None = None) -> Path:
+    """The digest's memory sits beside the warehouse, like dlt's and dbt's folders (one per
+    vendor chosen with --vendor, so that one vendor's digest does not mark another's events)."""
+    scope = f".{vendor}" if vendor else ""
+    return warehouse.parent / f".{warehouse.stem}{scope}.digest.json"
 
 
 def _relations(connection: duckdb.DuckDBPyConnection) -> set[str]:
@@ -153,9 +155,10 @@ def _read_state(path: Path) -> Mapping[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def collect(warehouse: Path) -> Digest:
-    """Compare the warehouse with what the last digest saw (its state file)."""
-    with open_read_only(warehouse) as connection:
+def collect(warehouse: Path, vendor: str | None = None) -> Digest:
+    """Compare the warehouse (one vendor's part: see open_marts) with what the last digest saw
+    (its state file)."""
+    with open_marts(warehouse, vendor) as connection:
         relations = _relations(connection)
         needed = {
             "intermediate.int_as_of_date",
@@ -179,7 +182,7 @@ def collect(warehouse: Path) -> Digest:
             "select addon_key, mrr, prior_month_mrr from marts.fct_mrr"
             " where month = (select max(month) from marts.fct_mrr)"
         ).fetchall()
-    state = _read_state(state_path(warehouse))
+    state = _read_state(state_path(warehouse, vendor))
     mrr = {str(app): float(value) for app, value, _ in month_rows}
     if state is None:
         cutoff = as_of - timedelta(days=FIRST_DIGEST_DAYS)
@@ -216,9 +219,9 @@ def collect(warehouse: Path) -> Digest:
     )
 
 
-def remember(warehouse: Path, digest: Digest) -> None:
+def remember(warehouse: Path, digest: Digest, vendor: str | None = None) -> None:
     """Save what this digest saw, so the next one reports only what is new (write, rename)."""
-    path = state_path(warehouse)
+    path = state_path(warehouse, vendor)
     partial = path.with_name(f"{path.name}.partial")
     partial.write_text(
         json.dumps({"as_of": digest.as_of.isoformat(), "mrr": digest.mrr, "seen": digest.seen})
@@ -226,14 +229,19 @@ def remember(warehouse: Path, digest: Digest) -> None:
     os.replace(partial, path)
 
 
-def run_digest(warehouse: Path, notify: str | None = None, remember_it: bool = True) -> str:
+def run_digest(
+    warehouse: Path,
+    notify: str | None = None,
+    remember_it: bool = True,
+    vendor: str | None = None,
+) -> str:
     """The digest as Markdown; posted to `notify` when given; remembered unless told not to."""
     from pipelines.notify import post
 
-    digest = collect(warehouse)
+    digest = collect(warehouse, vendor)
     text = digest.markdown(warehouse.stem)
     if notify:
         post(notify, text)
     if remember_it:
-        remember(warehouse, digest)
+        remember(warehouse, digest, vendor)
     return text

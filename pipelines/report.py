@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
-from pipelines.warehouse import open_read_only
+from pipelines.warehouse import open_marts
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,11 @@ def _cell(value: Any, template: str) -> str:
 
 
 def metric_blocks(
-    warehouse: Path, months: int = 3, app: str | None = None
+    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
 ) -> tuple[list[Block], date | None]:
-    """The last `months` months of each metric, newest first, for one app or all of them."""
-    with open_read_only(warehouse) as connection:
+    """The last `months` months of each metric, newest first, for one app or all of them (of
+    one vendor: see open_marts)."""
+    with open_marts(warehouse, vendor) as connection:
         known = relations(connection)
         if "marts.fct_mrr" not in known:
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
@@ -226,9 +227,11 @@ def metric_blocks(
     return blocks, as_of
 
 
-def metric_tables(warehouse: Path, months: int = 3, app: str | None = None) -> list[Table]:
+def metric_tables(
+    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+) -> list[Table]:
     """One rich table per metric; incomplete months carry a mark explained under the table."""
-    blocks, as_of = metric_blocks(warehouse, months, app)
+    blocks, as_of = metric_blocks(warehouse, months, app, vendor)
     tables = []
     for block in blocks:
         note = (
@@ -263,9 +266,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def report_json(warehouse: Path, months: int = 3, app: str | None = None) -> str:
+def report_json(
+    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+) -> str:
     """{"as_of": ..., "metrics": {"churn": [{month, addon_key, ..., is_complete}, ...]}}."""
-    blocks, as_of = metric_blocks(warehouse, months, app)
+    blocks, as_of = metric_blocks(warehouse, months, app, vendor)
     return json.dumps(
         {
             "as_of": as_of.isoformat() if as_of else None,
@@ -284,10 +289,12 @@ def report_json(warehouse: Path, months: int = 3, app: str | None = None) -> str
     )
 
 
-def report_csv(warehouse: Path, months: int = 3, app: str | None = None) -> str:
+def report_csv(
+    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+) -> str:
     """One CSV, one row per metric row: metric, month, addon_key, is_complete, then every
     metric's columns (empty where a column is not that metric's)."""
-    blocks, _ = metric_blocks(warehouse, months, app)
+    blocks, _ = metric_blocks(warehouse, months, app, vendor)
     names: list[str] = []
     for block in blocks:
         names += [name for name, _ in block.columns if name not in names]
@@ -314,13 +321,16 @@ def print_report(
     console: Console | None = None,
     app: str | None = None,
     output_format: str = "table",
+    vendor: str | None = None,
 ) -> None:
     if output_format not in REPORT_FORMATS:
         raise UserError(
             f"--format must be one of {', '.join(REPORT_FORMATS)}, not {output_format!r}."
         )
     if output_format != "table":
-        text = (report_csv if output_format == "csv" else report_json)(warehouse, months, app)
+        text = (report_csv if output_format == "csv" else report_json)(
+            warehouse, months, app, vendor
+        )
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
     if console is None:
@@ -328,5 +338,5 @@ def print_report(
         if not console.is_terminal:
             # Piped or in CI: rich would assume 80 columns and cut every app key short.
             console = Console(width=150)
-    for table in metric_tables(warehouse, months, app):
+    for table in metric_tables(warehouse, months, app, vendor):
         console.print(table)

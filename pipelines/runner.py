@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipelines.config import SourceConfig, read_config
+from pipelines.config import SourceConfig, legacy_owner_id, read_vendors
 from pipelines.errors import (
     Interrupted,
     LandedButFailed,
@@ -22,7 +22,7 @@ from pipelines.marketplace import settings
 from pipelines.marketplace.client import MarketplaceClient, NotFoundError, RetryPolicy
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.marketplace.helpers import past_date
-from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir, unavailable
+from pipelines.warehouse import RAW_DATASET, pipelines_dir, unavailable
 from pipelines.writing import (
     forget_snapshots,
     is_disk_full,
@@ -65,17 +65,27 @@ def preflight(client: MarketplaceClient) -> None:
 
 
 @dataclass
+class Loaded:
+    """What the extract and load of one vendor did."""
+
+    rows: dict[str, int]
+    load_ids: list[str]
+    backfill: bool
+
+
+@dataclass
 class RunResult:
-    """What one `mpac run` did, for the CLI's summary."""
+    """What one `mpac run` did, for the CLI's summary (`rows` summed over the vendors)."""
 
     rows: dict[str, int]
     load_ids: list[str]
     backfill: bool
     transform: str
     published: tuple[Path, float] | None = None
+    vendors: dict[str, Loaded] | None = None
 
 
-def _pipeline(warehouse: Path) -> Any:
+def _pipeline(warehouse: Path, name: str) -> Any:
     """dlt loads into the shadow copy of the warehouse, never into the file readers open."""
     import dlt
 
@@ -83,7 +93,7 @@ def _pipeline(warehouse: Path) -> Any:
 
     shadow_path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=name,
         pipelines_dir=str(pipelines_dir(warehouse)),
         destination=dlt.destinations.duckdb(str(shadow_path(warehouse))),
         dataset_name=RAW_DATASET,
@@ -161,6 +171,45 @@ def _quiet_dlt_tracebacks() -> None:
         dlt_logger.addFilter(_OneLine())
 
 
+def adopt_legacy_rows(pipeline: Any, owner: str | None) -> list[str]:
+    """Give the rows of a warehouse loaded before vendors were recorded their vendor, once.
+
+    A raw table without the column is from before; it gets the column, filled with `owner`,
+    before any merge runs (every merge and delete is scoped by vendor, and a row without one
+    would never be retired nor replaced). Runs in the shadow copy, so it lands with the load
+    or not at all. Returns the tables adopted.
+    """
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return []
+        found = client.execute_sql(
+            "select table_name, column_name from information_schema.columns "
+            f"where table_schema = '{RAW_DATASET}'"
+        )
+        columns: dict[str, set[str]] = {}
+        for table, column in found:
+            columns.setdefault(str(table), set()).add(str(column))
+        legacy = sorted(
+            table
+            for table, names in columns.items()
+            if not table.startswith("_dlt") and settings.VENDOR_COLUMN not in names
+        )
+        if not legacy:
+            return []
+        if owner is None:
+            raise UserError(
+                "the warehouse holds rows loaded before vendors were recorded and several "
+                "vendors are configured: set [sources.marketplace] vendor_id to the vendor "
+                "they came from for one run."
+            )
+        for table in legacy:
+            name = client.make_qualified_table_name(table)
+            client.execute_sql(f"alter table {name} add column {settings.VENDOR_COLUMN} varchar")
+            client.execute_sql(f"update {name} set {settings.VENDOR_COLUMN} = '{owner}'")
+    log.info("rows loaded before vendors were recorded are vendor %s's", owner)
+    return legacy
+
+
 def run(
     warehouse: Path,
     *,
@@ -169,105 +218,145 @@ def run(
     resources: str | Sequence[str] | None = None,
     transform: bool = True,
     config: SourceConfig | None = None,
+    vendors: Sequence[SourceConfig] | None = None,
     retry: RetryPolicy | None = None,
     wait: float = 0,
     publish: Path | None = None,
 ) -> RunResult:
-    """Preflight, then extract and load with dlt, then (optionally) the dbt transform and the
-    readers' copy, all under the warehouse's writer lock (`wait`: seconds to wait for it)."""
-    from pipelines.marketplace import marketplace
-
+    """Preflight, then extract and load with dlt for each vendor in turn, then (optionally) one
+    dbt transform and the readers' copy, all under the warehouse's writer lock (`wait`:
+    seconds to wait for it). `config` is one vendor; `vendors` several; neither: every vendor
+    configured."""
     if since is not None:
         past_date(since, "--since")
         backfill = True
     chosen = parse_resources(resources)
-    config = config or read_config()
-    client = config.client(retry)
+    vendors = [config] if config is not None else list(vendors or read_vendors())
+    # A warehouse's old rows belong to the top-level vendor, even when another is run alone.
+    owner = legacy_owner_id() or (vendors[0].vendor_id if len(vendors) == 1 else None)
+    clients = [vendor.client(retry) for vendor in vendors]
+    loaded: dict[str, Loaded] = {}
     try:
-        # Before the lock: a wrong token or vendor must leave no folder behind.
-        preflight(client)
-    except BaseException:
-        client.close()
-        raise
-    _quiet_dlt_tracebacks()
-    with writer_lock(warehouse, wait):
-        try:
-            pipeline = _pipeline(warehouse)
-            working = Path(pipeline.working_dir)
-            try:
-                open_shadow(warehouse)
-                restored = restore_unlanded(working, landed_loads(warehouse))
-                if restored:
-                    log.info("loading again, from its start, what a stopped run left behind")
-                if not pipeline.has_pending_data:
-                    # What run() would do first: restore the state from the warehouse when the
-                    # working folder was lost. Not with packages pending: dlt would wipe them
-                    # when the warehouse has no dataset yet (a first backfill killed mid-load).
-                    pipeline.sync_destination()
-                source = marketplace(
-                    **config.source_arguments(), backfill=backfill, since=since, client=client
-                )
-                if chosen:
-                    source = source.with_resources(*chosen, settings.LOAD_DAYS_RESOURCE)
-                saved = (
-                    pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
-                )
-                # A resource with no cursor yet backfills by itself: say so in the summary.
-                backfill = backfill or any(
-                    not (saved.get(name) or {}).get("cursor")
-                    for name in source.selected_resources
-                    if name in settings.RESOURCES
-                )
-                # extract, normalize and load as run() would, but with the packages kept as
-                # normalize wrote them before the loader touches them (writing.py says why).
-                pipeline.extract(source, loader_file_format=loader_file_format())
-                normalized = pipeline.normalize()
-                load_ids = snapshot_packages(working)
-                info = pipeline.load()
-                # The one moment the load lands: readers see all of it or none of it.
-                swap_in(warehouse)
-            except UserError:
-                raise
-            except (Exception, KeyboardInterrupt) as error:
-                if is_disk_full(error):
-                    raise disk_full(warehouse, "nothing landed") from None
-                explained = explain(error, warehouse)
-                if explained is error:
-                    raise
-                raise explained from None
-        finally:
+        for client in clients:
+            # Before the lock: a wrong token or vendor must leave no folder behind.
+            preflight(client)
+        _quiet_dlt_tracebacks()
+        with writer_lock(warehouse, wait):
+            for vendor, client in zip(vendors, clients, strict=True):
+                try:
+                    loaded[vendor.name] = _load_vendor(
+                        warehouse, vendor, client, backfill, since, chosen, owner
+                    )
+                except UserError as error:
+                    if not loaded or isinstance(error, LandedButFailed):
+                        raise
+                    # The vendors before it landed: the raw data moved on (exit 3, not 2).
+                    raise LandedButFailed(
+                        f"vendor {', '.join(loaded)} landed, but vendor {vendor.name}: {error}"
+                    ) from None
+            return _after_loads(warehouse, loaded, transform, publish)
+    finally:
+        for client in clients:
             client.close()
-        forget_snapshots(working, load_ids)
-        prune_loaded_packages(working, keep=load_ids)
-        # The exports are loaded: a later run must start fresh ones, not download these again.
-        ExportLedger(working / LEDGER_FILE).clear()
-        rows = {
-            table: count
-            for table, count in normalized.row_counts.items()
-            # dlt's own tables and the API's day are bookkeeping, not data rows.
-            if not table.startswith("_dlt") and table != settings.LOAD_DAYS_RESOURCE
-        }
-        summary = (
-            after_landing(lambda: run_transform(warehouse), warehouse)
-            if transform
-            else "skipped (--no-transform)"
-        )
-        published = None
-        if publish is not None:
-            from pipelines.warehouse import publish_includes_raw, publish_reader_copy
 
-            seconds = after_landing(
-                lambda: publish_reader_copy(warehouse, publish, include_raw=publish_includes_raw()),
-                warehouse,
-            )
-            published = (publish, seconds)
+
+def _after_loads(
+    warehouse: Path, loaded: dict[str, Loaded], transform: bool, publish: Path | None
+) -> RunResult:
+    """One dbt build and one readers' copy for every vendor loaded (still under the lock)."""
+    summary = (
+        after_landing(lambda: run_transform(warehouse), warehouse)
+        if transform
+        else "skipped (--no-transform)"
+    )
+    published = None
+    if publish is not None:
+        from pipelines.warehouse import publish_includes_raw, publish_reader_copy
+
+        seconds = after_landing(
+            lambda: publish_reader_copy(warehouse, publish, include_raw=publish_includes_raw()),
+            warehouse,
+        )
+        published = (publish, seconds)
+    rows: dict[str, int] = {}
+    for one in loaded.values():
+        for table, count in one.rows.items():
+            rows[table] = rows.get(table, 0) + count
     return RunResult(
         rows=rows,
-        load_ids=list(info.loads_ids),
-        backfill=backfill,
+        load_ids=[load_id for one in loaded.values() for load_id in one.load_ids],
+        backfill=any(one.backfill for one in loaded.values()),
         transform=summary,
         published=published,
+        vendors=loaded,
     )
+
+
+def _load_vendor(
+    warehouse: Path,
+    config: SourceConfig,
+    client: MarketplaceClient,
+    backfill: bool,
+    since: str | None,
+    chosen: list[str] | None,
+    owner: str | None,
+) -> Loaded:
+    """One vendor's extract and load, landed whole through a shadow copy (under the lock)."""
+    from pipelines.marketplace import marketplace
+
+    pipeline = _pipeline(warehouse, config.pipeline_name)
+    working = Path(pipeline.working_dir)
+    try:
+        open_shadow(warehouse)
+        restored = restore_unlanded(working, landed_loads(warehouse))
+        if restored:
+            log.info("loading again, from its start, what a stopped run left behind")
+        if not pipeline.has_pending_data:
+            # What run() would do first: restore the state from the warehouse when the
+            # working folder was lost. Not with packages pending: dlt would wipe them
+            # when the warehouse has no dataset yet (a first backfill killed mid-load).
+            pipeline.sync_destination()
+        adopt_legacy_rows(pipeline, owner)
+        source = marketplace(
+            **config.source_arguments(), backfill=backfill, since=since, client=client
+        )
+        if chosen:
+            source = source.with_resources(*chosen, settings.LOAD_DAYS_RESOURCE)
+        saved = pipeline.state.get("sources", {}).get("marketplace", {}).get("resources", {})
+        # A resource with no cursor yet backfills by itself: say so in the summary.
+        backfill = backfill or any(
+            not (saved.get(name) or {}).get("cursor")
+            for name in source.selected_resources
+            if name in settings.RESOURCES
+        )
+        # extract, normalize and load as run() would, but with the packages kept as
+        # normalize wrote them before the loader touches them (writing.py says why).
+        pipeline.extract(source, loader_file_format=loader_file_format())
+        normalized = pipeline.normalize()
+        load_ids = snapshot_packages(working)
+        info = pipeline.load()
+        # The one moment the load lands: readers see all of it or none of it.
+        swap_in(warehouse)
+    except UserError:
+        raise
+    except (Exception, KeyboardInterrupt) as error:
+        if is_disk_full(error):
+            raise disk_full(warehouse, "nothing landed") from None
+        explained = explain(error, warehouse)
+        if explained is error:
+            raise
+        raise explained from None
+    forget_snapshots(working, load_ids)
+    prune_loaded_packages(working, keep=load_ids)
+    # The exports are loaded: a later run must start fresh ones, not download these again.
+    ExportLedger(working / LEDGER_FILE).clear()
+    rows = {
+        table: count
+        for table, count in normalized.row_counts.items()
+        # dlt's own tables and the API's day are bookkeeping, not data rows.
+        if not table.startswith("_dlt") and table != settings.LOAD_DAYS_RESOURCE
+    }
+    return Loaded(rows=rows, load_ids=list(info.loads_ids), backfill=backfill)
 
 
 def after_landing(step: Callable[[], T], warehouse: Path) -> T:

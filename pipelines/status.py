@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import DEFAULT_VENDOR
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.warehouse import (
     PIPELINE_NAME,
@@ -34,11 +35,12 @@ def read_status(warehouse: Path) -> Status:
     """Last loads, rows per table, cursors and unfinished exports, read without writing."""
     if not warehouse.exists():
         raise unavailable(warehouse)
-    working = pipelines_dir(warehouse) / PIPELINE_NAME
-    ledger = ExportLedger(working / LEDGER_FILE)
+    # One dlt pipeline per vendor (config.SourceConfig.pipeline_name), each its own ledger.
+    folders = sorted(pipelines_dir(warehouse).glob(f"{PIPELINE_NAME}*"))
     pending = [
         {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
-        for entry in ledger.entries.values()
+        for working in folders
+        for entry in ExportLedger(working / LEDGER_FILE).entries.values()
     ]
     connection = open_read_only(warehouse)
     try:
@@ -83,20 +85,31 @@ def read_status(warehouse: Path) -> Status:
 
 
 def _landed_cursors(connection: Any) -> dict[str, Any]:
-    """The cursors of the state the last landed load wrote into the warehouse.
+    """The cursors of the state the last landed load of each vendor wrote into the warehouse
+    (named `<vendor>: <resource>` when there are several vendors).
 
     Not dlt's local state.json: dlt moves that at extract, before anything landed, and the
     package of a failed load (which carries the rows up to that cursor) is loaded again first.
     """
     from dlt.common.versioned_state import decompress_state
 
-    row = connection.execute(
-        f"select state from {RAW_DATASET}._dlt_pipeline_state where pipeline_name = ? "
-        "order by version desc limit 1",
-        [PIPELINE_NAME],
-    ).fetchone()
-    if row is None:
-        return {}
-    state = decompress_state(row[0])
-    resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
-    return {name: value.get("cursor") for name, value in resources.items()}
+    rows = connection.execute(
+        f"select pipeline_name, state from {RAW_DATASET}._dlt_pipeline_state "
+        "where pipeline_name = ? or starts_with(pipeline_name, ?) "
+        "qualify row_number() over (partition by pipeline_name order by version desc) = 1 "
+        "order by pipeline_name",
+        [PIPELINE_NAME, f"{PIPELINE_NAME}__"],
+    ).fetchall()
+    cursors: dict[str, Any] = {}
+    for pipeline_name, compressed in rows:
+        state = decompress_state(compressed)
+        resources = state.get("sources", {}).get("marketplace", {}).get("resources", {})
+        vendor = (
+            DEFAULT_VENDOR
+            if pipeline_name == PIPELINE_NAME
+            else str(pipeline_name).removeprefix(f"{PIPELINE_NAME}__")
+        )
+        for name, value in resources.items():
+            key = name if len(rows) == 1 else f"{vendor}: {name}"
+            cursors[key] = value.get("cursor")
+    return cursors

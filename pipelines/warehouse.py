@@ -23,6 +23,8 @@ PUBLISHED_SCHEMAS = ("marts",)
 # wrote (STACK-NOTES); a copy written in this storage format opens in DuckDB 1.2 and later.
 READER_STORAGE_VERSION = "v1.2.0"
 RAW_DATASET = "raw_marketplace"
+# dbt's schemas: what readers of the marts query.
+DBT_SCHEMAS = ("staging", "intermediate", "marts")
 PIPELINE_NAME = "marketplace"
 
 
@@ -58,6 +60,89 @@ def open_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(warehouse), read_only=True)
     except duckdb.IOException:
         raise unavailable(warehouse) from None
+
+
+def open_marts(warehouse: Path, vendor: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for the readers of the marts (report, dashboard, digest).
+
+    With several vendors in the warehouse they see one: `vendor` (its vendor id, or its name in
+    the settings) scopes every dbt model to that vendor's rows; unset, the only vendor there
+    is, and with several a sentence that names them (exit 2).
+    """
+    import duckdb
+
+    connection = open_read_only(warehouse)
+    found = vendors_in(connection)
+    if vendor is None and len(found) <= 1:
+        return connection
+    connection.close()
+    if vendor is None:
+        raise UserError(
+            f"the warehouse holds {len(found)} vendors ({', '.join(found)}): "
+            "pick one with --vendor."
+        )
+    chosen = _vendor_in(vendor, found)
+    return (
+        _scoped(warehouse, chosen)
+        if len(found) > 1
+        else duckdb.connect(str(warehouse), read_only=True)
+    )
+
+
+def vendors_in(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The vendor ids the marts describe (one row each in int_as_of_date); none before dbt ran
+    or in a warehouse built before vendors were recorded."""
+    has = connection.execute(
+        "select count(*) from information_schema.columns where table_schema = 'intermediate' "
+        "and table_name = 'int_as_of_date' and column_name = 'vendor_id'"
+    ).fetchone()
+    if not has or not has[0]:
+        return []
+    rows = connection.execute(
+        "select distinct vendor_id from intermediate.int_as_of_date order by 1"
+    ).fetchall()
+    return [str(row[0]) for row in rows if row[0] is not None]
+
+
+def _vendor_in(vendor: str, found: list[str]) -> str:
+    """A vendor id of the warehouse from an id or a vendor's name in the settings."""
+    if vendor in found:
+        return vendor
+    from pipelines.config import vendor_id_of
+
+    vendor_id = vendor_id_of(vendor)
+    if vendor_id is None or vendor_id not in found:
+        raise UserError(
+            f"the warehouse holds no vendor {vendor!r}: it holds {', '.join(found) or 'none'}."
+        )
+    return vendor_id
+
+
+def _scoped(warehouse: Path, vendor_id: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection whose dbt schemas hold views of one vendor's rows of the
+    warehouse (attached read-only): every reader's query runs unchanged on them."""
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        connection.execute(f"attach '{_quoted(warehouse)}' as vendor_scope (read_only)")
+        listed = connection.execute(
+            "select table_schema, table_name, bool_or(column_name = 'vendor_id') "
+            "from information_schema.columns where table_catalog = 'vendor_scope' "
+            f"and table_schema in ({', '.join(repr(s) for s in DBT_SCHEMAS)}) group by all"
+        ).fetchall()
+        for schema in {row[0] for row in listed}:
+            connection.execute(f'create schema "{schema}"')
+        for schema, table, has_vendor in listed:
+            where = f" where vendor_id = '{vendor_id}'" if has_vendor else ""
+            connection.execute(
+                f'create view "{schema}"."{table}" as '
+                f'select * from vendor_scope."{schema}"."{table}"{where}'
+            )
+    except duckdb.IOException:
+        connection.close()
+        raise unavailable(warehouse) from None
+    return connection
 
 
 def publish_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

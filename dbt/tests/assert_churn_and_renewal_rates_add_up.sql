@@ -18,6 +18,7 @@ renewal as (
 joined as (
 
     select
+        coalesce(churn.vendor_id, renewal.vendor_id) as vendor_id,
         coalesce(churn.month, renewal.month) as month,
         coalesce(churn.addon_key, renewal.addon_key) as addon_key,
         coalesce(churn.billing_period, renewal.billing_period) as billing_period,
@@ -30,7 +31,8 @@ joined as (
     from churn
     full outer join renewal
         on
-            churn.month = renewal.month
+            churn.vendor_id = renewal.vendor_id
+            and churn.month = renewal.month
             and churn.addon_key = renewal.addon_key
             and churn.billing_period = renewal.billing_period
 

@@ -18,21 +18,24 @@ kpis as (
 by_month as (
 
     select
+        vendor_id,
         month,
         sum(mrr) as mrr
     from app_mrr
-    group by month
+    group by vendor_id, month
 
 ),
 
 final as (
 
     select
-        kpis.month,
+        coalesce(kpis.vendor_id, by_month.vendor_id) as vendor_id,
+        coalesce(kpis.month, by_month.month) as month,
         kpis.mrr as customer_mrr,
         by_month.mrr as app_mrr
     from kpis
-    full outer join by_month on kpis.month = by_month.month
+    full outer join by_month
+        on kpis.vendor_id = by_month.vendor_id and kpis.month = by_month.month
     where coalesce(kpis.mrr, 0) != coalesce(by_month.mrr, 0)
 
 )

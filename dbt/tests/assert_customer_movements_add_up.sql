@@ -18,26 +18,28 @@ kpis as (
 monthly as (
 
     select
+        vendor_id,
         month,
         sum(mrr) as mrr,
         sum(movement_mrr) as movement_mrr
     from customer_mrr
-    group by month
+    group by vendor_id, month
 
 ),
 
 with_opening as (
 
     select
+        kpis.vendor_id,
         kpis.month,
         kpis.mrr as kpi_mrr,
         kpis.new_mrr + kpis.expansion_mrr + kpis.contraction_mrr + kpis.churned_mrr
         + kpis.reactivation_mrr as kpi_movement_mrr,
         coalesce(monthly.mrr, 0) as mrr,
         coalesce(monthly.movement_mrr, 0) as movement_mrr,
-        coalesce(lag(kpis.mrr) over (order by kpis.month), 0) as opening_mrr
+        coalesce(lag(kpis.mrr) over (partition by kpis.vendor_id order by kpis.month), 0) as opening_mrr
     from kpis
-    left join monthly on kpis.month = monthly.month
+    left join monthly on kpis.vendor_id = monthly.vendor_id and kpis.month = monthly.month
 
 ),
 

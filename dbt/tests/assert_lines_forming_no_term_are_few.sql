@@ -13,6 +13,7 @@ transactions as (
 final as (
 
     select
+        vendor_id,
         transaction_id,
         transaction_line_item_id,
         license_key,

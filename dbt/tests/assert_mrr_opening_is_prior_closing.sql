@@ -11,7 +11,7 @@ mrr as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -19,9 +19,9 @@ with_previous as (
 
     select
         *,
-        lag(mrr) over (partition by addon_key order by month) as previous_mrr,
-        lag(month) over (partition by addon_key order by month) as previous_month,
-        max(month) over (partition by addon_key) as last_month
+        lag(mrr) over (partition by vendor_id, addon_key order by month) as previous_mrr,
+        lag(month) over (partition by vendor_id, addon_key order by month) as previous_month,
+        max(month) over (partition by vendor_id, addon_key) as last_month
     from mrr
 
 ),
@@ -30,7 +30,7 @@ final as (
 
     select with_previous.*
     from with_previous
-    cross join as_of
+    inner join as_of on with_previous.vendor_id = as_of.vendor_id
     where
         with_previous.prior_month_mrr != coalesce(with_previous.previous_mrr, 0)
         or (

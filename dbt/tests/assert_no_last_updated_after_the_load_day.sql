@@ -7,13 +7,18 @@ with
 
 load_days as (
 
-    select max(load_day) as load_day from {{ ref('stg_marketplace__load_days') }}
+    select
+        vendor_id,
+        max(load_day) as load_day
+    from {{ ref('stg_marketplace__load_days') }}
+    group by vendor_id
 
 ),
 
 licenses as (
 
     select
+        vendor_id,
         'license' as record_type,
         license_key as record_key,
         last_updated_date
@@ -24,6 +29,7 @@ licenses as (
 transactions as (
 
     select
+        vendor_id,
         'transaction' as record_type,
         transaction_id || '|' || transaction_line_item_id as record_key,
         last_updated_date
@@ -42,12 +48,13 @@ records as (
 final as (
 
     select
+        records.vendor_id,
         records.record_type,
         records.record_key,
         records.last_updated_date,
         load_days.load_day
     from records
-    cross join load_days
+    inner join load_days on records.vendor_id = load_days.vendor_id
     where records.last_updated_date > load_days.load_day
 
 )

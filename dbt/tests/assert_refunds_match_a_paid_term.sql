@@ -19,6 +19,7 @@ terms as (
 final as (
 
     select
+        transactions.vendor_id,
         transactions.transaction_id,
         transactions.transaction_line_item_id,
         transactions.license_key,
@@ -27,7 +28,8 @@ final as (
     from transactions
     left join terms
         on
-            transactions.license_key = terms.license_key
+            transactions.vendor_id = terms.vendor_id
+            and transactions.license_key = terms.license_key
             and transactions.maintenance_start_date = terms.term_start_date
             and transactions.maintenance_end_date = terms.term_end_date
     where transactions.is_refund and terms.term_id is null

@@ -6,6 +6,8 @@ Licenses and transactions keep every version Atlassian writes (scd2, merge key =
 identity, so an incremental run retires only the records it re-read). Keyless records
 (feedback, attribution, metric events) are keyed by a hash of the row. Each resource keeps its
 cursor in dlt's resource state, which dlt commits only together with the extracted data.
+Several vendors share one dataset: every row (nested tables too) carries `vendor_id`, every key
+includes it, and every merge or delete touches only the rows of the vendor being loaded.
 """
 
 from __future__ import annotations
@@ -16,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.normalizers.json.relational import (
+    DataItemNormalizer,
+    RelationalNormalizerConfig,
+    RelationalNormalizerConfigPropagation,
+)
 from dlt.common.schema.typing import (
+    TColumnName,
     TColumnSchema,
     TDeleteInsertStrategyDict,
     TScd2StrategyDict,
     TTableSchemaColumns,
 )
+from dlt.extract.decorators import get_source_schema
 from dlt.extract.resource import DltResource
 
 from pipelines.marketplace import extraction, settings
@@ -29,6 +38,7 @@ from pipelines.marketplace.client import MarketplaceClient
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger, ExportRunner
 from pipelines.marketplace.extraction import Extraction, with_cursor
 from pipelines.marketplace.helpers import apply_pii_policy, first_of_month, parse_date
+from pipelines.marketplace.settings import VENDOR_COLUMN
 
 Batches = Iterator[list[dict[str, Any]]]
 
@@ -84,6 +94,14 @@ def marketplace(
     """
     # Checked before any resource runs: a missing salt must not fail halfway through a run.
     apply_pii_policy({}, pii, pii_salt)
+    # Nested tables (a transaction's discounts) get the vendor of their root row from dlt's
+    # normalizer, so a child row says whose it is without a join.
+    propagation = RelationalNormalizerConfigPropagation(
+        root={TColumnName(VENDOR_COLUMN): TColumnName(VENDOR_COLUMN)}, tables={}
+    )
+    DataItemNormalizer.update_normalizer_config(
+        get_source_schema(), RelationalNormalizerConfig(propagation=propagation)
+    )
     first_day = parse_date(since or start_date, "--since" if since else "start_date")
     api = client or MarketplaceClient(
         base_url=settings.base_url_for(api_version, base_url),
@@ -116,24 +134,27 @@ def marketplace(
     # Computed once, before any resource moves a cursor, so the rows read and the rows replaced
     # cover the same months.
     run.events_from = events_from = extraction.metric_events_start(run)
+    # Every delete or retirement is scoped to this vendor's rows: the dataset holds others.
+    own = f"{VENDOR_COLUMN} = '{vendor_id}'"
     events = metric_events(run)
     # Delete the stored events of the months re-read (an event Atlassian withdrew, say a
     # renewal a refund turned back, must disappear) and earlier versions of events re-read.
     events.apply_hints(
         write_disposition={
             **DELETE_INSERT,
-            "destination_scope": f"period_start >= '{events_from.isoformat()}' "
-            "or event_key in (select event_key from {staging_table})",
+            "destination_scope": f"{own} and (period_start >= '{events_from.isoformat()}' "
+            "or event_key in (select event_key from {staging_table}))",
         }
     )
     aggregates = metric_aggregates(run)
     aggregates.apply_hints(
         write_disposition={
             **DELETE_INSERT,
-            "destination_scope": f"period_start >= '{first_of_month(first_day).isoformat()}'",
+            "destination_scope": f"{own} and "
+            f"period_start >= '{first_of_month(first_day).isoformat()}'",
         }
     )
-    return (
+    resources = [
         licenses(run),
         transactions(run),
         feedback(run),
@@ -141,13 +162,36 @@ def marketplace(
         aggregates,
         events,
         load_days(run),
-    )
+    ]
+    for resource, key in ((resources[0], "license_key"), (resources[1], "transaction_key")):
+        # The same retirement as the (vendor_id, key) merge key, written as a scope: dlt
+        # compiles a compound merge key to a concatenation, which no index or join can use.
+        resource.apply_hints(
+            write_disposition={
+                **SCD2,
+                "destination_scope": f"{own} and {key} in (select {key} from {{staging_table}})",
+            }
+        )
+    for resource in resources:
+        resource.add_map(_stamped(vendor_id))
+    return resources
+
+
+def _stamped(vendor_id: str) -> Any:
+    """Adds the vendor's id to every record, in place (a copy per record would cost a large
+    backfill a second pass over its dicts)."""
+
+    def stamp(record: dict[str, Any]) -> dict[str, Any]:
+        record[VENDOR_COLUMN] = vendor_id
+        return record
+
+    return stamp
 
 
 @dlt.resource(
     name="licenses",
     write_disposition=SCD2,
-    merge_key="license_key",
+    merge_key=[VENDOR_COLUMN, "license_key"],
     columns=_dates(settings.LICENSE_DATE_COLUMNS),
 )
 def licenses(run: Extraction) -> Batches:
@@ -165,7 +209,7 @@ def licenses(run: Extraction) -> Batches:
 @dlt.resource(
     name="transactions",
     write_disposition=SCD2,
-    merge_key="transaction_key",
+    merge_key=[VENDOR_COLUMN, "transaction_key"],
     columns={
         **_dates(settings.TRANSACTION_DATE_COLUMNS),
         **_doubles(settings.TRANSACTION_AMOUNT_COLUMNS),
@@ -188,7 +232,7 @@ def transactions(run: Extraction) -> Batches:
 @dlt.resource(
     name="feedback",
     write_disposition="merge",
-    primary_key="row_hash",
+    primary_key=[VENDOR_COLUMN, "row_hash"],
     columns=_dates(settings.FEEDBACK_DATE_COLUMNS),
 )
 def feedback(run: Extraction) -> Batches:
@@ -206,7 +250,7 @@ def feedback(run: Extraction) -> Batches:
 @dlt.resource(
     name="marketing_attribution",
     write_disposition="merge",
-    primary_key="row_hash",
+    primary_key=[VENDOR_COLUMN, "row_hash"],
     columns={"event_timestamp": TColumnSchema(data_type="timestamp")},
 )
 def marketing_attribution(run: Extraction) -> Batches:
@@ -250,7 +294,7 @@ def metric_aggregates(run: Extraction) -> Batches:
 @dlt.resource(
     name="metric_events",
     write_disposition=DELETE_INSERT,
-    primary_key="event_key",
+    primary_key=[VENDOR_COLUMN, "event_key"],
     columns=_dates(settings.METRIC_EVENT_DATE_COLUMNS),
 )
 def metric_events(run: Extraction) -> Batches:
@@ -269,7 +313,7 @@ def metric_events(run: Extraction) -> Batches:
 @dlt.resource(
     name=settings.LOAD_DAYS_RESOURCE,
     write_disposition="merge",
-    primary_key="load_day",
+    primary_key=[VENDOR_COLUMN, "load_day"],
     columns=_dates(("load_day",)),
 )
 def load_days(run: Extraction) -> Iterator[dict[str, Any]]:

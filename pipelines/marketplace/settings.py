@@ -124,6 +124,10 @@ RESOURCES = (
     "metric_events",
 )
 
+# The column that says whose row it is: several vendors can share one dataset, and every key
+# includes it. Old rows (a warehouse from before it) get it once from the runner.
+VENDOR_COLUMN = "vendor_id"
+
 # Not a resource a user picks: always loaded with any of the above, it dates the run by the
 # API's clock so that dbt can cap as_of_date at the load day.
 LOAD_DAYS_RESOURCE = "load_days"

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from pipelines.errors import UserError
 from pipelines.simulator.exports import ExportJob, ExportKind
 from pipelines.simulator.faults import parse_faults
-from pipelines.simulator.gate import RestGate
+from pipelines.simulator.gate import ACCOUNT_SCOPE_KEY, RestGate
 from pipelines.simulator.ground_truth.payloads import aggregate_payload
 from pipelines.simulator.ground_truth.tables import METRICS
 from pipelines.simulator.queries import (
@@ -103,20 +103,33 @@ def _without_paging(request: Request) -> list[tuple[str, str]]:
 
 
 def _api(request: Request) -> Api:
-    state: SimulatorState = request.app.state.sim
-    vendor = state.vendor
-    params = request.path_params
-    if "vendor_id" in params:
-        if params["vendor_id"] != str(vendor.vendor_id):
-            raise ApiError(404, f"Vendor {params['vendor_id']} was not found.")
+    vendor = _state(request).vendor
+    if "vendor_id" in request.path_params:
         return Api(2, f"/rest/2/vendors/{vendor.vendor_id}/reporting", "addon")
-    if params.get("developer_id") != str(vendor.developer_id):
-        raise ApiError(404, f"Developer space {params.get('developer_id')} was not found.")
     return Api(3, f"/reporting/developer-space/{vendor.developer_id}", "productId")
 
 
 def _state(request: Request) -> SimulatorState:
-    return request.app.state.sim
+    """The vendor a request is about: by the vendor id or developer space in its path (404 for
+    one unknown, or not owned by the account calling, as the live API answers); the admin
+    endpoints take `?vendor=<vendor id>`, default the first vendor served."""
+    states: list[SimulatorState] = request.app.state.sims
+    params = request.path_params
+    if "vendor_id" in params:
+        wanted, field, what = params["vendor_id"], "vendor_id", "Vendor"
+    elif "developer_id" in params:
+        wanted, field, what = params["developer_id"], "developer_id", "Developer space"
+    elif "vendor" in request.query_params:
+        wanted, field, what = request.query_params["vendor"], "vendor_id", "Vendor"
+    else:
+        return states[0]
+    account = request.scope.get(ACCOUNT_SCOPE_KEY)
+    for state in states:
+        if str(getattr(state.vendor, field)) != wanted:
+            continue
+        if account is None or account == (state.email, state.api_token):
+            return state
+    raise ApiError(404, f"{what} {wanted} was not found.")
 
 
 def _filter(
@@ -340,10 +353,7 @@ async def links_index(request: Request) -> Response:
 
 
 async def developer_lookup(request: Request) -> Response:
-    vendor = _state(request).vendor
-    if request.path_params["vendor_id"] != str(vendor.vendor_id):
-        raise ApiError(404, f"Vendor {request.path_params['vendor_id']} was not found.")
-    return json_response({"developerId": vendor.developer_id})
+    return json_response({"developerId": _state(request).vendor.developer_id})
 
 
 async def not_found(request: Request) -> Response:
@@ -362,13 +372,19 @@ def _local_only(request: Request) -> None:
 async def admin_advance(request: Request) -> Response:
     _local_only(request)
     days = parse_int(multi_params(request.query_params.multi_items()), "days", 1, 0)
-    today = _state(request).advance(days)
+    # One host, one clock: every vendor served moves on together.
+    first, *others = request.app.state.sims
+    for other in others:
+        other.advance(days)
+    today = first.advance(days)
     return json_response({"today": today.isoformat()})
 
 
 async def admin_state(request: Request) -> Response:
     _local_only(request)
-    return json_response(state_summary(_state(request)))
+    summary = state_summary(_state(request))
+    summary["vendors"] = [str(state.vendor.vendor_id) for state in request.app.state.sims]
+    return json_response(summary)
 
 
 async def admin_faults(request: Request) -> Response:
@@ -436,8 +452,18 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.body(), exc.status)
 
 
-def create_app(state: SimulatorState) -> ASGIApp:
-    """The ASGI app: routes, JsonErrorsDoc errors, and the auth + fault layer on /rest paths."""
+def create_app(state: SimulatorState, *more: SimulatorState) -> ASGIApp:
+    """The ASGI app: routes, JsonErrorsDoc errors, and the auth + fault layer on /rest paths.
+
+    `more` are further vendors served by the same host (an agency's accounts, say): each has
+    its own vendor id, developer space, data and credentials; they share the clock and faults.
+    """
+    states = [state, *more]
+    for field in ("vendor_id", "developer_id"):
+        ids = [str(getattr(one.vendor, field)) for one in states]
+        if len(set(ids)) < len(ids):
+            raise UserError(f"Two simulated vendors have the same {field}: use other seeds.")
     app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error})
     app.state.sim = state
-    return RestGate(app, state)
+    app.state.sims = states
+    return RestGate(app, state, *more)

@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipelines.simulator.responses import error_response
 from pipelines.simulator.state import SimulatorState
 
+# Where the gate leaves the authenticated account for the routes.
+ACCOUNT_SCOPE_KEY = "mpac.account"
+
 
 class _Truncated(Exception):
     """Raised through the app to stop rendering a body that a fault cut short."""
@@ -22,9 +25,11 @@ class _Truncated(Exception):
 class RestGate:
     """Faults and HTTP Basic auth for /rest paths; /admin is never faulted nor authenticated."""
 
-    def __init__(self, app: ASGIApp, state: SimulatorState) -> None:
+    def __init__(self, app: ASGIApp, state: SimulatorState, *more: SimulatorState) -> None:
         self.app = app
+        # One host, one clock and one fault layer; several vendors' accounts may call it.
         self.state = state
+        self.accounts = [(one.email, one.api_token) for one in (state, *more)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -52,11 +57,14 @@ class RestGate:
         if kind == "drop":
             await _close_connection(receive)
             return
-        if not self._authorized(scope):
+        account = self._account(scope)
+        if account is None:
             response = error_response(401, "Client must be authenticated to access this resource.")
             response.headers["WWW-Authenticate"] = 'Basic realm="Marketplace"'
             await response(scope, receive, counted)
             return
+        # The routes check that the account owns the vendor it asks for.
+        scope[ACCOUNT_SCOPE_KEY] = account
         if kind == "truncate":
             counted = _truncating(counted, receive, faults.truncate_at_chunk())
         try:
@@ -92,19 +100,21 @@ class RestGate:
 
         return counted
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _account(self, scope: Scope) -> tuple[str, str] | None:
+        """The (email, token) of a known account, or None: the request is not authenticated."""
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, encoded = header.partition(b" ")
         if scheme.lower() != b"basic":
-            return False
+            return None
         try:
             email, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return False
-        # Constant-time comparisons: the simulator is a model of a real auth check.
-        return hmac.compare_digest(email, self.state.email) & hmac.compare_digest(
-            token, self.state.api_token
-        )
+            return None
+        for known_email, known_token in self.accounts:
+            # Constant-time comparisons: the simulator is a model of a real auth check.
+            if hmac.compare_digest(email, known_email) & hmac.compare_digest(token, known_token):
+                return (known_email, known_token)
+        return None
 
 
 def _is_truncation(error: BaseException) -> bool:

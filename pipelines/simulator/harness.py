@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,6 +26,15 @@ from pipelines.simulator.state import (
 )
 
 
+@dataclass(frozen=True)
+class MoreVendor:
+    """One more synthetic vendor for a host: its seed, size and account."""
+
+    seed: int
+    size: str | int = "tiny"
+    credentials: tuple[str, str] = (DEFAULT_EMAIL, DEFAULT_API_TOKEN)
+
+
 @dataclass
 class RunningSimulator:
     """A live simulator: its URLs, credentials, vendor and fault controls.
@@ -44,6 +53,8 @@ class RunningSimulator:
     state: SimulatorState
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    # Every vendor this host serves, `state` first (see run_simulator's `more_vendors`).
+    states: list[SimulatorState] = field(default_factory=list)
 
     @property
     def vendor(self) -> Vendor:
@@ -73,6 +84,24 @@ class RunningSimulator:
     def today(self) -> date:
         return self.vendor.today
 
+    def vendor_state(self, vendor_id: str) -> SimulatorState:
+        """The state of one vendor served here, by its vendor id."""
+        return next(one for one in self.states if str(one.vendor.vendor_id) == str(vendor_id))
+
+    def named_env(self, names: dict[str, SimulatorState]) -> dict[str, str]:
+        """Named vendors ([sources.marketplace.vendors.<name>]), each with its own vendor id and
+        credentials, as the env vars a user would set; the host's own settings are shared."""
+        shared = self.env()
+        del shared["SOURCES__MARKETPLACE__VENDOR_ID"]
+        del shared["SOURCES__MARKETPLACE__EMAIL"]
+        del shared["SOURCES__MARKETPLACE__API_TOKEN"]
+        for name, state in names.items():
+            prefix = f"SOURCES__MARKETPLACE__VENDORS__{name.upper()}__"
+            shared[f"{prefix}VENDOR_ID"] = str(state.vendor.vendor_id)
+            shared[f"{prefix}EMAIL"] = state.email
+            shared[f"{prefix}API_TOKEN"] = state.api_token
+        return shared
+
     def env(self, api_version: str = "v2", export_poll_seconds: float = 0.05) -> dict[str, str]:
         """The settings that point a run at this simulator, as the env vars a user would set."""
         return {
@@ -87,10 +116,14 @@ class RunningSimulator:
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on base_url with the right credentials (caller closes it)."""
         kwargs.setdefault("timeout", 30.0)
-        return httpx.Client(base_url=self.base_url, auth=self.auth, **kwargs)
+        kwargs.setdefault("auth", self.auth)
+        return httpx.Client(base_url=self.base_url, **kwargs)
 
     def advance(self, days: int) -> date:
-        """Move the simulated today forward; new records appear and old ones are rewritten."""
+        """Move the simulated today forward (every vendor: one host, one clock); new records
+        appear and old ones are rewritten."""
+        for other in self.states[1:]:
+            other.advance(days)
         return self.state.advance(days)
 
     def set_faults(
@@ -101,9 +134,10 @@ class RunningSimulator:
         self.state.faults.reconfigure(config)
         return config
 
-    def expected(self) -> MetricTables:
-        """Ground-truth `ground_truth.tables.MetricTables` as of the simulated today."""
-        return self.state.expected()
+    def expected(self, vendor_id: str | None = None) -> MetricTables:
+        """Ground-truth `ground_truth.tables.MetricTables` as of the simulated today, of the
+        first vendor or the one with `vendor_id`."""
+        return (self.vendor_state(vendor_id) if vendor_id else self.state).expected()
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -126,10 +160,13 @@ def run_simulator(
     credentials: tuple[str, str] | None = None,
     today: date | None = None,
     vendor: Vendor | None = None,
+    more_vendors: Sequence[MoreVendor] = (),
 ) -> Iterator[RunningSimulator]:
     """Start a simulator in a daemon thread, yield it once it accepts connections, then stop it.
 
     `vendor` replaces the synthetic vendor with any object of the same interface.
+    `more_vendors`: further synthetic vendors the same host serves, each with its own seed,
+    size and credentials (the same clock and faults).
     """
     email, api_token = credentials or (DEFAULT_EMAIL, DEFAULT_API_TOKEN)
     if vendor is None:
@@ -138,10 +175,21 @@ def run_simulator(
         state = SimulatorState(
             vendor, FaultInjector(parse_faults(faults)), email, api_token, seed, size
         )
+    more = [
+        build_state(
+            extra.seed,
+            extra.size,
+            email=extra.credentials[0],
+            api_token=extra.credentials[1],
+            today=state.vendor.today,
+            injector=state.faults,
+        )
+        for extra in more_vendors
+    ]
     sock = _bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(state),
+        create_app(state, *more),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -162,7 +210,13 @@ def run_simulator(
             raise RuntimeError(f"The simulator did not start on 127.0.0.1:{port}.")
         time.sleep(0.01)
     running = RunningSimulator(
-        f"http://127.0.0.1:{port}", email, api_token, state, _server=server, _thread=thread
+        f"http://127.0.0.1:{port}",
+        email,
+        api_token,
+        state,
+        _server=server,
+        _thread=thread,
+        states=[state, *more],
     )
     try:
         yield running

@@ -205,12 +205,16 @@ def build_state(
     email: str = DEFAULT_EMAIL,
     api_token: str = DEFAULT_API_TOKEN,
     today: date | None = None,
+    injector: FaultInjector | None = None,
 ) -> SimulatorState:
-    """Build the vendor and the state a server runs on; bad arguments raise UserError."""
+    """Build the vendor and the state a server runs on; bad arguments raise UserError.
+
+    `injector`: the fault layer of another vendor on the same host, to share (then `faults`
+    is not used)."""
     size = parse_size(size)
-    config = parse_faults(faults)
+    injector = injector or FaultInjector(parse_faults(faults))
     vendor = SyntheticVendor(seed=seed, size=size, today=today)
-    return SimulatorState(vendor, FaultInjector(config), email, api_token, seed=seed, size=size)
+    return SimulatorState(vendor, injector, email, api_token, seed=seed, size=size)
 
 
 def parse_size(size: str | int) -> str | int:

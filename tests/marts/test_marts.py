@@ -15,7 +15,8 @@ import pytest
 
 from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
-from tests.helpers import cli, configure
+from pipelines.simulator.harness import MoreVendor
+from tests.helpers import cli, configure, query
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +71,16 @@ def mpac(*args: str) -> None:
     assert result.exit_code == 0, f"mpac {' '.join(args)} failed:\n{result.output}"
 
 
-def mart_rows(warehouse: Path, relation: str, columns: list[str]) -> list[dict[str, Any]]:
+def mart_rows(
+    warehouse: Path, relation: str, columns: list[str], vendor_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows of a mart (of one vendor's, with `vendor_id`)."""
+    where = "" if vendor_id is None else " where vendor_id = ?"
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        cursor = connection.execute(f"select {', '.join(columns)} from {relation}")
+        cursor = connection.execute(
+            f"select {', '.join(columns)} from {relation}{where}",
+            [] if vendor_id is None else [vendor_id],
+        )
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
@@ -84,8 +92,11 @@ def same(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def differences(warehouse: Path, tables: MetricTables) -> dict[str, list[str]]:
-    """Per ground-truth table, the rows missing, extra or different in the warehouse."""
+def differences(
+    warehouse: Path, tables: MetricTables, vendor_id: str | None = None
+) -> dict[str, list[str]]:
+    """Per ground-truth table, the rows missing, extra or different in the warehouse (in one
+    vendor's rows, with `vendor_id`)."""
     found: dict[str, list[str]] = {}
     for name, (relation, grain, renamed) in MARTS.items():
         expected_rows = getattr(tables, name)
@@ -95,7 +106,9 @@ def differences(warehouse: Path, tables: MetricTables) -> dict[str, list[str]]:
         expected = {tuple(row[c] for c in grain): row for row in expected_rows}
         actual = {
             tuple(row[renamed.get(c, c)] for c in grain): row
-            for row in mart_rows(warehouse, relation, [renamed.get(c, c) for c in columns])
+            for row in mart_rows(
+                warehouse, relation, [renamed.get(c, c) for c in columns], vendor_id
+            )
         }
         problems = [f"missing {key}" for key in expected.keys() - actual.keys()]
         problems += [f"extra {key}" for key in actual.keys() - expected.keys()]
@@ -206,3 +219,119 @@ def test_mpac_report_shows_the_v2_figures_of_the_marts(built_warehouse: Any) -> 
     assert metrics["customers"][0]["is_complete"] == kpis[1]
     # The renewal book is shown whole: every due renewal of the next 90 days is counted.
     assert sum(row["due"] for row in metrics["renewals"]) == due[0]
+
+
+RAW_TABLES = (
+    "licenses",
+    "transactions",
+    "transactions__purchase_details__discounts",
+    "feedback",
+    "marketing_attribution",
+    "metric_aggregates",
+    "metric_events",
+    "load_days",
+)
+
+
+def vendors_in(warehouse: Path, relation: str) -> dict[str | None, int]:
+    return dict(query(warehouse, f"select vendor_id, count(*) from {relation} group by all"))
+
+
+# Two vendors' loads and two dbt builds: twice the work of the one-vendor tests.
+@pytest.mark.timeout(600)
+def test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth(
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One host, two vendors with their own data and accounts, as an agency sees the API.
+    sim = make_simulator(
+        size="tiny", more_vendors=[MoreVendor(seed=7, credentials=("b@example.com", "tok-b"))]
+    )
+    first, second = sim.states
+    ids = (str(first.vendor.vendor_id), str(second.vendor.vendor_id))
+    for key, value in sim.named_env({"acme": first, "beta": second}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS", "0.01")
+    # Settings from the environment only: the project's .dlt/config.toml names one vendor_id.
+    monkeypatch.chdir(tmp_path)
+    warehouse = tmp_path / "marketplace.duckdb"
+
+    # One vendor alone (by name), then every vendor in turn and one dbt build.
+    mpac("run", "--vendor", "beta", "--no-transform", "--warehouse", str(warehouse))
+    assert vendors_in(warehouse, "raw_marketplace.licenses").keys() == {ids[1]}
+    mpac("run", "--warehouse", str(warehouse))
+    for table in RAW_TABLES:
+        assert vendors_in(warehouse, f"raw_marketplace.{table}").keys() == set(ids), table
+    assert {
+        row["vendor_id"]
+        for row in mart_rows(warehouse, "intermediate.int_as_of_date", ["vendor_id"])
+    } == set(ids)
+    for state, vendor_id in zip((first, second), ids, strict=True):
+        assert differences(warehouse, state.expected(), vendor_id) == {}, vendor_id
+    assert reconciliation_gaps(warehouse) == []
+
+    # Both move on; an incremental run of each lands on its own rows only.
+    sim.advance(30)
+    mpac("run", "--warehouse", str(warehouse))
+    for state, vendor_id in zip((first, second), ids, strict=True):
+        assert differences(warehouse, state.expected(), vendor_id) == {}, vendor_id
+    # Each vendor has its own dlt pipeline, so its own cursors and export ledger.
+    folders = {path.name for path in (tmp_path / ".marketplace.dlt").iterdir()}
+    assert {"marketplace__acme", "marketplace__beta"} <= folders
+
+    # Readers see one vendor: the only one, or the one asked for (by name or id).
+    both = cli(["report", "--warehouse", str(warehouse)])
+    assert both.exit_code == 2
+    assert f"the warehouse holds 2 vendors ({', '.join(sorted(ids))})" in both.output
+    shown = cli(["report", "--vendor", "beta", "--format", "json", "--warehouse", str(warehouse)])
+    assert shown.exit_code == 0, shown.output
+    saas = json.loads(shown.output)["metrics"]["saas"]
+    beta_apps = {
+        row["addon_key"] for row in mart_rows(warehouse, "marts.fct_mrr", ["addon_key"], ids[1])
+    }
+    assert saas
+    assert {row["addon_key"] for row in saas} <= beta_apps
+    for command in (["dashboard"], ["digest", "--peek"]):
+        result = cli([*command, "--vendor", ids[0], "--warehouse", str(warehouse)])
+        assert result.exit_code == 0, result.output
+    status = cli(["status", "--warehouse", str(warehouse)])
+    assert status.exit_code == 0, status.output
+    assert "acme: licenses" in status.output
+    assert "beta: licenses" in status.output
+
+    unknown = cli(["run", "--vendor", "gamma", "--warehouse", str(warehouse)])
+    assert unknown.exit_code == 2
+    assert "no vendor 'gamma' is configured: choose from acme" in unknown.output
+
+
+def test_a_warehouse_from_before_vendors_keeps_working_after_the_upgrade(
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = make_simulator(size="tiny")
+    configure(monkeypatch, sim)
+    warehouse = tmp_path / "marketplace.duckdb"
+    mpac("run", "--no-transform", "--warehouse", str(warehouse))
+    # The warehouse as a version before vendors left it: no vendor_id column anywhere.
+    with duckdb.connect(str(warehouse)) as connection:
+        for table in RAW_TABLES:
+            connection.execute(f"alter table raw_marketplace.{table} drop column vendor_id")
+    before = {
+        table: query(warehouse, f"select count(*) from raw_marketplace.{table}")[0][0]
+        for table in RAW_TABLES
+    }
+
+    sim.advance(30)
+    mpac("run", "--warehouse", str(warehouse))
+    vendor_id = str(sim.vendor.vendor_id)
+    for table in RAW_TABLES:
+        # Every old row was given the one vendor, once; none was lost.
+        assert vendors_in(warehouse, f"raw_marketplace.{table}").keys() == {vendor_id}, table
+        after = query(warehouse, f"select count(*) from raw_marketplace.{table}")[0][0]
+        assert after >= before[table] or table in ("metric_aggregates", "metric_events"), table
+    # Nothing doubled: one current version per license and per line.
+    assert query(
+        warehouse,
+        "select count(*) - count(distinct license_key) from raw_marketplace.licenses"
+        " where _dlt_valid_to is null",
+    ) == [(0,)]
+    assert differences(warehouse, sim.expected()) == {}
+    assert reconciliation_gaps(warehouse) == []

@@ -1,6 +1,7 @@
--- The day the data describes (METRICS.md): the as_of_date var, else the latest lastUpdated of
--- the licenses and transactions on or before the latest load day by the API's clock: one record
--- dated in the future must not move it and turn pending renewals into cancellations.
+-- The day each vendor's data describes (METRICS.md): the as_of_date var, else the latest
+-- lastUpdated of the vendor's licenses and transactions on or before its latest load day by the
+-- API's clock: one record dated in the future must not move it and turn pending renewals into
+-- cancellations. Per vendor: vendors loaded on other days describe other days.
 {%- set as_of_var = var('as_of_date') %}
 {%- set as_of_literal = "'" ~ as_of_var ~ "'" if as_of_var else 'null' %}
 
@@ -8,19 +9,23 @@ with
 
 licenses as (
 
-    select last_updated_date from {{ ref('stg_marketplace__licenses') }}
+    select vendor_id, last_updated_date from {{ ref('stg_marketplace__licenses') }}
 
 ),
 
 transactions as (
 
-    select last_updated_date from {{ ref('stg_marketplace__transactions') }}
+    select vendor_id, last_updated_date from {{ ref('stg_marketplace__transactions') }}
 
 ),
 
 load_days as (
 
-    select max(load_day) as load_day from {{ ref('stg_marketplace__load_days') }}
+    select
+        vendor_id,
+        max(load_day) as load_day
+    from {{ ref('stg_marketplace__load_days') }}
+    group by vendor_id
 
 ),
 
@@ -32,22 +37,34 @@ updates as (
 
 ),
 
+vendors as (
+
+    select vendor_id from updates
+    union
+    select vendor_id from load_days
+
+),
+
 latest as (
 
     -- A lastUpdated after the load day cannot be true: it is left out, so it moves nothing
     -- (no load day recorded yet, from a warehouse loaded before runs kept it: all count).
-    select max(updates.last_updated_date) as last_updated_date
+    select
+        updates.vendor_id,
+        max(updates.last_updated_date) as last_updated_date
     from updates
-    cross join load_days
+    left join load_days on updates.vendor_id = load_days.vendor_id
     where
         load_days.load_day is null
         or updates.last_updated_date <= load_days.load_day
+    group by updates.vendor_id
 
 ),
 
 final as (
 
     select
+        vendors.vendor_id,
         coalesce(
             cast({{ as_of_literal }} as date),
             latest.last_updated_date,
@@ -55,8 +72,9 @@ final as (
             current_date
         ) as as_of_date,
         {{ 'true' if as_of_var else 'false' }} as is_set_by_var
-    from latest
-    cross join load_days
+    from vendors
+    left join latest on vendors.vendor_id = latest.vendor_id
+    left join load_days on vendors.vendor_id = load_days.vendor_id
 
 )
 

@@ -21,14 +21,18 @@ license_customers as (
 summed as (
 
     select
+        license_months.vendor_id,
         coalesce(license_customers.customer_key, license_months.license_key) as customer_key,
         license_months.month,
         sum(license_months.mrr) as mrr,
         count(*) filter (where {{ has_mrr('license_months.mrr') }}) as paying_licenses
     from license_months
     left join license_customers
-        on license_months.license_key = license_customers.license_key
+        on
+            license_months.vendor_id = license_customers.vendor_id
+            and license_months.license_key = license_customers.license_key
     group by
+        license_months.vendor_id,
         coalesce(license_customers.customer_key, license_months.license_key),
         license_months.month
 
@@ -39,11 +43,11 @@ with_prior as (
     select
         *,
         coalesce(
-            lag(mrr) over (partition by customer_key order by month), 0
+            lag(mrr) over (partition by vendor_id, customer_key order by month), 0
         ) as prior_month_mrr,
         coalesce(
             bool_or({{ has_mrr('mrr') }}) over (
-                partition by customer_key
+                partition by vendor_id, customer_key
                 order by month
                 rows between unbounded preceding and 1 preceding
             ),
@@ -65,6 +69,7 @@ classified as (
 final as (
 
     select
+        vendor_id,
         customer_key,
         month,
         cast(mrr as {{ money() }}) as mrr,

@@ -26,7 +26,7 @@ terms as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -36,6 +36,7 @@ evaluation_forms as (
     -- conversion the Marketplace rewrites the first into the second), and an edition upgrade
     -- trial of a paying license (v2). A missing end counts as the start.
     select
+        vendor_id,
         license_key,
         addon_key,
         maintenance_start_date as evaluation_start_date,
@@ -46,6 +47,7 @@ evaluation_forms as (
     where license_type = 'EVALUATION' and maintenance_start_date is not null
     union all
     select
+        vendor_id,
         license_key,
         addon_key,
         evaluation_start_date,
@@ -56,6 +58,7 @@ evaluation_forms as (
     where evaluation_start_date is not null
     union all
     select
+        vendor_id,
         license_key,
         addon_key,
         upgrade_evaluation_start_date as evaluation_start_date,
@@ -73,6 +76,7 @@ evaluations as (
     -- Exact rule 4: one evaluation per (license, start) with the latest end; it is an Upgrade
     -- only when the upgrade trial alone has that end (a tie is Net New).
     select
+        evaluation_forms.vendor_id,
         evaluation_forms.license_key,
         evaluation_forms.evaluation_start_date,
         min(evaluation_forms.addon_key) as addon_key,
@@ -87,13 +91,16 @@ evaluations as (
         select
             *,
             max(evaluation_end_date) over (
-                partition by license_key, evaluation_start_date
+                partition by vendor_id, license_key, evaluation_start_date
             ) as latest_end_date
         from evaluation_forms
     ) as evaluation_forms
-    cross join as_of
+    inner join as_of on evaluation_forms.vendor_id = as_of.vendor_id
     where evaluation_forms.evaluation_start_date <= as_of.as_of_date
-    group by evaluation_forms.license_key, evaluation_forms.evaluation_start_date
+    group by
+        evaluation_forms.vendor_id,
+        evaluation_forms.license_key,
+        evaluation_forms.evaluation_start_date
 
 ),
 
@@ -101,6 +108,7 @@ converting_sales as (
 
     -- Paid New and Upgrade lines of counted terms: a purchase refunded in full converts nothing.
     select
+        transactions.vendor_id,
         transactions.license_key,
         transactions.sale_type,
         transactions.app_edition,
@@ -110,7 +118,8 @@ converting_sales as (
     from transactions
     inner join terms
         on
-            transactions.license_key = terms.license_key
+            transactions.vendor_id = terms.vendor_id
+            and transactions.license_key = terms.license_key
             and transactions.maintenance_start_date = terms.term_start_date
             and transactions.maintenance_end_date = terms.term_end_date
     where transactions.is_paid and transactions.sale_type in ('New', 'Upgrade')
@@ -121,7 +130,10 @@ conversions as (
 
     -- Net New converts with a paid New sale; an edition upgrade trial with a paid Upgrade to the
     -- edition tried. Either within [start, end + conversion_window_days]; the first one counts.
-    select distinct on (evaluations.license_key, evaluations.evaluation_start_date)
+    select distinct on (
+        evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date
+    )
+        evaluations.vendor_id,
         evaluations.license_key,
         evaluations.evaluation_start_date,
         converting_sales.sale_date as conversion_sale_date,
@@ -129,7 +141,8 @@ conversions as (
     from evaluations
     inner join converting_sales
         on
-            evaluations.license_key = converting_sales.license_key
+            evaluations.vendor_id = converting_sales.vendor_id
+            and evaluations.license_key = converting_sales.license_key
             and evaluations.evaluation_start_date <= converting_sales.sale_date
             and evaluations.evaluation_end_date + {{ var('conversion_window_days') }}
             >= converting_sales.sale_date
@@ -142,6 +155,7 @@ conversions as (
             else converting_sales.sale_type = 'New'
         end
     order by
+        evaluations.vendor_id asc,
         evaluations.license_key asc,
         evaluations.evaluation_start_date asc,
         {{ earliest_paid_first('converting_sales.') }}
@@ -151,10 +165,11 @@ conversions as (
 first_terms as (
 
     select
+        vendor_id,
         license_key,
         min(term_start_date) as first_term_start_date
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
@@ -163,6 +178,7 @@ final as (
     select
         md5(concat_ws('|', evaluations.license_key, evaluations.evaluation_start_date))
             as evaluation_id,
+        evaluations.vendor_id,
         evaluations.license_key,
         evaluations.addon_key,
         {{ month_start('evaluations.evaluation_start_date') }} as month,
@@ -183,13 +199,16 @@ final as (
         evaluations.evaluation_end_date + {{ var('conversion_window_days') }}
         > as_of.as_of_date as is_open
     from evaluations
-    cross join as_of
+    inner join as_of on evaluations.vendor_id = as_of.vendor_id
     left join conversions
         on
-            evaluations.license_key = conversions.license_key
+            evaluations.vendor_id = conversions.vendor_id
+            and evaluations.license_key = conversions.license_key
             and evaluations.evaluation_start_date = conversions.evaluation_start_date
     left join first_terms
-        on evaluations.license_key = first_terms.license_key
+        on
+            evaluations.vendor_id = first_terms.vendor_id
+            and evaluations.license_key = first_terms.license_key
 
 )
 

@@ -20,7 +20,8 @@ transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other): such a
     -- license takes the cloudId / hostLicenseId of its latest line.
-    select distinct on (license_key)
+    select distinct on (vendor_id, license_key)
+        vendor_id,
         license_key,
         addon_key,
         hosting,
@@ -35,15 +36,18 @@ transaction_only_licenses as (
         license_key is not null
         and not exists (
             select 1 from licenses
-            where licenses.license_key = transactions.license_key
+            where
+                licenses.vendor_id = transactions.vendor_id
+                and licenses.license_key = transactions.license_key
         )
-    order by license_key asc, {{ latest_paid_first() }}
+    order by vendor_id asc, license_key asc, {{ latest_paid_first() }}
 
 ),
 
 all_licenses as (
 
     select
+        vendor_id,
         license_key,
         addon_key,
         hosting,
@@ -60,6 +64,7 @@ all_licenses as (
     from licenses
     union all
     select
+        vendor_id,
         license_key,
         addon_key,
         hosting,
@@ -97,12 +102,14 @@ on_prem_ids as (
 
     -- The ids a Cloud license's cmtDetails.relatedOnPremLicense may name, whatever its status.
     select
+        vendor_id,
         license_id as on_prem_id,
         own_customer_key
     from own_customers
     where has_license_record and hosting in ('Server', 'Data Center') and license_id is not null
     union
     select
+        vendor_id,
         addon_license_id as on_prem_id,
         own_customer_key
     from own_customers
@@ -117,16 +124,18 @@ migrations as (
 
     -- An id naming licenses of several customers (never seen) resolves to the smallest key.
     select
+        vendor_id,
         on_prem_id,
         min({{ text_key('own_customer_key') }}) as customer_key
     from on_prem_ids
-    group by on_prem_id
+    group by vendor_id, on_prem_id
 
 ),
 
 final as (
 
     select
+        own_customers.vendor_id,
         own_customers.license_key,
         coalesce(migrations.customer_key, own_customers.own_customer_key) as customer_key,
         migrations.customer_key is not null as is_migrated,
@@ -142,7 +151,8 @@ final as (
     from own_customers
     left join migrations
         on
-            own_customers.hosting = 'Cloud'
+            own_customers.vendor_id = migrations.vendor_id
+            and own_customers.hosting = 'Cloud'
             and own_customers.related_on_prem_license = migrations.on_prem_id
 
 )

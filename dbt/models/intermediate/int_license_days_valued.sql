@@ -20,7 +20,7 @@ term_ends as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -28,24 +28,27 @@ licenses as (
 
     -- Exact rule 6: a license reports under the app of its counted term with the latest
     -- (start, end), for its whole history.
-    select distinct on (license_key)
+    select distinct on (vendor_id, license_key)
+        vendor_id,
         license_key,
         addon_key,
-        min(term_start_date) over (partition by license_key) as first_term_start_date
+        min(term_start_date) over (partition by vendor_id, license_key)
+            as first_term_start_date
     from terms
-    order by license_key asc, term_start_date desc, term_end_date desc
+    order by vendor_id asc, license_key asc, term_start_date desc, term_end_date desc
 
 ),
 
 license_months as (
 
     select
+        licenses.vendor_id,
         licenses.license_key,
         {{ months_from_to(
             month_start('licenses.first_term_start_date'), month_start('as_of.as_of_date')
         ) }} as month
     from licenses
-    cross join as_of
+    inner join as_of on licenses.vendor_id = as_of.vendor_id
 
 ),
 
@@ -53,11 +56,12 @@ snapshot_days as (
 
     -- The month's last day; in the month of as_of_date, as_of_date itself (the month so far).
     select
+        license_months.vendor_id,
         license_months.license_key,
         least({{ month_end('license_months.month') }}, as_of.as_of_date) as value_date,
         true as is_snapshot
     from license_months
-    cross join as_of
+    inner join as_of on license_months.vendor_id = as_of.vendor_id
 
 ),
 
@@ -66,11 +70,12 @@ days_before_ends as (
     -- The day before an end whose MRR is lost (cancelled) or at stake (pending, due), unless it
     -- is a snapshot day already (a month's last day, or as_of_date): no dedup over all days.
     select
+        term_ends.vendor_id,
         term_ends.license_key,
         cast(term_ends.end_date - 1 as date) as value_date,
         false as is_snapshot
     from term_ends
-    cross join as_of
+    inner join as_of on term_ends.vendor_id = as_of.vendor_id
     where
         not term_ends.is_inside_term
         and (
@@ -100,6 +105,7 @@ graced_terms as (
     -- Grace in MRR (exact rule 5): a term ending at a renewed or still pending opportunity e
     -- also covers [e, e + grace_days), so a late renewal is neither churn nor reactivation.
     select
+        terms.vendor_id,
         terms.license_key,
         terms.term_id,
         terms.term_start_date,
@@ -113,7 +119,8 @@ graced_terms as (
     from terms
     left join term_ends
         on
-            terms.license_key = term_ends.license_key
+            terms.vendor_id = term_ends.vendor_id
+            and terms.license_key = term_ends.license_key
             and terms.term_end_date = term_ends.end_date
 
 ),
@@ -123,6 +130,7 @@ term_months as (
     -- The months a term may cover a requested day in, generated from the terms (a few each)
     -- rather than by a range join of every requested day with every term.
     select
+        graced_terms.vendor_id,
         graced_terms.license_key,
         graced_terms.term_id,
         graced_terms.term_start_date,
@@ -134,13 +142,14 @@ term_months as (
             month_start('least(graced_terms.covered_until_date - 1, as_of.as_of_date + 90)')
         ) }} as month
     from graced_terms
-    cross join as_of
+    inner join as_of on graced_terms.vendor_id = as_of.vendor_id
 
 ),
 
 covering as (
 
     select
+        requested.vendor_id,
         requested.license_key,
         requested.value_date,
         term_months.term_id,
@@ -150,7 +159,8 @@ covering as (
     from requested
     inner join term_months
         on
-            requested.license_key = term_months.license_key
+            requested.vendor_id = term_months.vendor_id
+            and requested.license_key = term_months.license_key
             and {{ month_start('requested.value_date') }} = term_months.month
     where
         term_months.term_start_date <= requested.value_date
@@ -171,7 +181,8 @@ layered as (
             select 1
             from covering as other
             where
-                other.license_key = covering.license_key
+                other.vendor_id = covering.vendor_id
+                and other.license_key = covering.license_key
                 and other.value_date = covering.value_date
                 and (
                     (
@@ -191,19 +202,21 @@ layered as (
 valued as (
 
     select
+        vendor_id,
         license_key,
         value_date,
         sum(monthly_value) filter (where not is_superseded) as mrr,
         count(*) filter (where not is_superseded) as layers,
         {{ arg_max('term_id', ['term_start_date', 'term_end_date']) }} as term_id
     from layered
-    group by license_key, value_date
+    group by vendor_id, license_key, value_date
 
 ),
 
 final as (
 
     select
+        requested.vendor_id,
         requested.license_key,
         licenses.addon_key,
         {{ month_start('requested.value_date') }} as month,
@@ -213,10 +226,14 @@ final as (
         coalesce(valued.layers, 0) as layers,
         cast(coalesce(valued.mrr, 0) as {{ money() }}) as mrr
     from requested
-    inner join licenses on requested.license_key = licenses.license_key
+    inner join licenses
+        on
+            requested.vendor_id = licenses.vendor_id
+            and requested.license_key = licenses.license_key
     left join valued
         on
-            requested.license_key = valued.license_key
+            requested.vendor_id = valued.vendor_id
+            and requested.license_key = valued.license_key
             and requested.value_date = valued.value_date
 
 )

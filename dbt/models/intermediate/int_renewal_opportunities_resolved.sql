@@ -13,6 +13,7 @@ final as (
 
     select
         term_end_id as renewal_opportunity_id,
+        vendor_id,
         license_key,
         addon_key,
         billing_period,

@@ -11,13 +11,14 @@ opportunities as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 counted as (
 
     select
+        vendor_id,
         month,
         addon_key,
         billing_period,
@@ -25,13 +26,14 @@ counted as (
         count(*) filter (where outcome = 'cancelled') as cancellations,
         count(*) filter (where outcome = 'pending') as pending
     from opportunities
-    group by month, addon_key, billing_period
+    group by vendor_id, month, addon_key, billing_period
 
 ),
 
 final as (
 
     select
+        counted.vendor_id,
         counted.month,
         counted.addon_key,
         counted.billing_period,
@@ -42,7 +44,7 @@ final as (
         -- v2: no outcome of the month can still change
         {{ month_end('counted.month') }} + {{ var('grace_days') }} <= as_of.as_of_date as is_complete
     from counted
-    cross join as_of
+    inner join as_of on counted.vendor_id = as_of.vendor_id
 
 )
 

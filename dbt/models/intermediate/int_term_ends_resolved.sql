@@ -14,7 +14,7 @@ terms as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -22,7 +22,8 @@ ends as (
 
     -- Where several terms end on one day, the latest paid line among them (exact rule 2)
     -- decides the app, billing period, tier and partner of the end.
-    select distinct on (license_key, term_end_date)
+    select distinct on (vendor_id, license_key, term_end_date)
+        vendor_id,
         license_key,
         term_end_date as end_date,
         term_start_date as ended_term_start_date,
@@ -33,7 +34,7 @@ ends as (
         partner_name,
         latest_transaction_id
     from terms
-    order by license_key asc, term_end_date asc, {{ latest_paid_first('latest_') }}
+    order by vendor_id asc, license_key asc, term_end_date asc, {{ latest_paid_first('latest_') }}
 
 ),
 
@@ -44,6 +45,7 @@ events as (
     -- At one date an end sorts before the terms starting that day: a term starting at e is not
     -- one that e lies inside, and it can renew e.
     select
+        vendor_id,
         license_key,
         end_date as event_date,
         0 as event_order,
@@ -56,6 +58,7 @@ events as (
     from ends
     union all
     select
+        vendor_id,
         license_key,
         term_start_date as event_date,
         1 as event_order,
@@ -81,7 +84,7 @@ scanned as (
     from events
     window
         timeline as (
-            partition by license_key
+            partition by vendor_id, license_key
             order by
                 event_date asc,
                 event_order asc,
@@ -110,7 +113,8 @@ resolved as (
     from ends
     inner join scanned
         on
-            ends.license_key = scanned.license_key
+            ends.vendor_id = scanned.vendor_id
+            and ends.license_key = scanned.license_key
             and ends.end_date = scanned.end_date
             and scanned.event_order = 0
 
@@ -120,6 +124,7 @@ final as (
 
     select
         md5(concat_ws('|', resolved.license_key, resolved.end_date)) as term_end_id,
+        resolved.vendor_id,
         resolved.license_key,
         resolved.hosting,
         resolved.addon_key,
@@ -142,7 +147,7 @@ final as (
         resolved.renewal_start_date,
         resolved.renewal_transaction_id
     from resolved
-    cross join as_of
+    inner join as_of on resolved.vendor_id = as_of.vendor_id
 
 )
 

@@ -36,11 +36,11 @@ paid_ranked as (
     select
         *,
         row_number() over (
-            partition by license_key, maintenance_start_date, maintenance_end_date
+            partition by vendor_id, license_key, maintenance_start_date, maintenance_end_date
             order by {{ latest_paid_first() }}
         ) as latest_rank,
         row_number() over (
-            partition by license_key, maintenance_start_date, maintenance_end_date
+            partition by vendor_id, license_key, maintenance_start_date, maintenance_end_date
             order by {{ earliest_paid_first() }}
         ) as first_rank
     from paid
@@ -64,6 +64,7 @@ first_paid as (
 netted_lines as (
 
     select
+        vendor_id,
         license_key,
         maintenance_start_date,
         maintenance_end_date,
@@ -74,6 +75,7 @@ netted_lines as (
     from paid
     union all
     select
+        refunds.vendor_id,
         refunds.license_key,
         refunds.maintenance_start_date,
         refunds.maintenance_end_date,
@@ -86,7 +88,8 @@ netted_lines as (
     -- test lists them)
     inner join latest_paid
         on
-            refunds.license_key = latest_paid.license_key
+            refunds.vendor_id = latest_paid.vendor_id
+            and refunds.license_key = latest_paid.license_key
             and refunds.maintenance_start_date = latest_paid.maintenance_start_date
             and refunds.maintenance_end_date = latest_paid.maintenance_end_date
 
@@ -95,6 +98,7 @@ netted_lines as (
 netted as (
 
     select
+        vendor_id,
         license_key,
         maintenance_start_date,
         maintenance_end_date,
@@ -105,7 +109,7 @@ netted as (
         sum(is_paid_line) as paid_lines,
         sum(is_refund_line) as refund_lines
     from netted_lines
-    group by license_key, maintenance_start_date, maintenance_end_date
+    group by vendor_id, license_key, maintenance_start_date, maintenance_end_date
 
 ),
 
@@ -128,6 +132,7 @@ final as (
             valued.maintenance_start_date,
             valued.maintenance_end_date
         )) as term_id,
+        valued.vendor_id,
         valued.license_key,
         latest_paid.addon_key,
         latest_paid.hosting,
@@ -154,12 +159,14 @@ final as (
     from valued
     inner join latest_paid
         on
-            valued.license_key = latest_paid.license_key
+            valued.vendor_id = latest_paid.vendor_id
+            and valued.license_key = latest_paid.license_key
             and valued.maintenance_start_date = latest_paid.maintenance_start_date
             and valued.maintenance_end_date = latest_paid.maintenance_end_date
     inner join first_paid
         on
-            valued.license_key = first_paid.license_key
+            valued.vendor_id = first_paid.vendor_id
+            and valued.license_key = first_paid.license_key
             and valued.maintenance_start_date = first_paid.maintenance_start_date
             and valued.maintenance_end_date = first_paid.maintenance_end_date
 

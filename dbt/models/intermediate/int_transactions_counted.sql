@@ -13,13 +13,14 @@ transactions as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 classified as (
 
     select
+        transactions.vendor_id,
         transactions.transaction_id,
         transactions.transaction_line_item_id,
         transactions.license_key,
@@ -38,7 +39,7 @@ classified as (
         {{ is_paid_line('transactions.sale_type', 'transactions.purchase_price') }} as is_paid,
         {{ is_refund_line('transactions.sale_type') }} as is_refund
     from transactions
-    cross join as_of
+    inner join as_of on transactions.vendor_id = as_of.vendor_id
     where
         transactions.sale_date <= as_of.as_of_date
         and transactions.maintenance_start_date < transactions.maintenance_end_date

@@ -35,6 +35,7 @@ aggregates as (
 named as (
 
     select
+        vendor_id,
         addon_key,
         addon_name,
         product_id,
@@ -42,6 +43,7 @@ named as (
     from licenses
     union all
     select
+        vendor_id,
         addon_key,
         addon_name,
         product_id,
@@ -49,6 +51,7 @@ named as (
     from transactions
     union all
     select
+        vendor_id,
         addon_key,
         addon_name,
         product_id,
@@ -56,6 +59,7 @@ named as (
     from feedback
     union all
     select
+        vendor_id,
         addon_key,
         null as addon_name,
         product_id,
@@ -63,6 +67,7 @@ named as (
     from attribution
     union all
     select
+        vendor_id,
         addon_key,
         null as addon_name,
         null as product_id,
@@ -74,32 +79,35 @@ named as (
 app_names as (
 
     select
+        vendor_id,
         addon_key,
         -- the latest name wins: apps get renamed
         {{ arg_max('addon_name', 'seen_date', where='addon_name is not null') }} as addon_name,
         {{ arg_max('product_id', 'seen_date', where='product_id is not null') }} as product_id
     from named
     where addon_key is not null
-    group by addon_key
+    group by vendor_id, addon_key
 
 ),
 
 license_counts as (
 
     select
+        vendor_id,
         addon_key,
         count(*) as licenses,
         count(*) filter (where hosting = 'Cloud') as cloud_licenses,
         count(*) filter (where hosting = 'Server') as server_licenses,
         count(*) filter (where hosting = 'Data Center') as data_center_licenses
     from licenses
-    group by addon_key
+    group by vendor_id, addon_key
 
 ),
 
 final as (
 
     select
+        app_names.vendor_id,
         app_names.addon_key,
         coalesce(app_names.addon_name, app_names.addon_key) as addon_name,
         app_names.product_id,
@@ -108,7 +116,10 @@ final as (
         coalesce(license_counts.server_licenses, 0) as server_licenses,
         coalesce(license_counts.data_center_licenses, 0) as data_center_licenses
     from app_names
-    left join license_counts on app_names.addon_key = license_counts.addon_key
+    left join license_counts
+        on
+            app_names.vendor_id = license_counts.vendor_id
+            and app_names.addon_key = license_counts.addon_key
 
 )
 

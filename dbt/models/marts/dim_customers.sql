@@ -24,17 +24,18 @@ customer_months as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 first_terms as (
 
     select
+        vendor_id,
         license_key,
         min(term_start_date) as first_term_start_date
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
@@ -42,12 +43,17 @@ first_hostings as (
 
     -- Exact rule 8: the hosting of the license whose first counted term starts earliest (ties:
     -- the smallest license_key).
-    select distinct on (license_customers.customer_key)
+    select distinct on (license_customers.vendor_id, license_customers.customer_key)
+        license_customers.vendor_id,
         license_customers.customer_key,
         license_customers.hosting as first_hosting
     from license_customers
-    inner join first_terms on license_customers.license_key = first_terms.license_key
+    inner join first_terms
+        on
+            license_customers.vendor_id = first_terms.vendor_id
+            and license_customers.license_key = first_terms.license_key
     order by
+        license_customers.vendor_id asc,
         license_customers.customer_key asc,
         first_terms.first_term_start_date asc,
         {{ text_key('license_customers.license_key') }} asc
@@ -57,13 +63,15 @@ first_hostings as (
 contacts as (
 
     -- The company of the most recently updated license record names the customer.
-    select distinct on (customer_key)
+    select distinct on (vendor_id, customer_key)
+        vendor_id,
         customer_key,
         company,
         country,
         region
     from license_customers
     order by
+        vendor_id asc,
         customer_key asc,
         has_license_record desc,
         last_updated_date desc nulls last,
@@ -74,6 +82,7 @@ contacts as (
 summed as (
 
     select
+        vendor_id,
         customer_key,
         array_agg(distinct hosting order by hosting) filter (where hosting is not null)
             as hostings,
@@ -82,13 +91,14 @@ summed as (
         count(*) as licenses,
         count(*) filter (where is_migrated) as migrated_licenses
     from license_customers
-    group by customer_key
+    group by vendor_id, customer_key
 
 ),
 
 paid_months as (
 
     select
+        customer_months.vendor_id,
         customer_months.customer_key,
         min(customer_months.month) filter (where {{ has_mrr('customer_months.mrr') }})
             as first_paid_month,
@@ -99,14 +109,15 @@ paid_months as (
             0
         ) as current_mrr
     from customer_months
-    cross join as_of
-    group by customer_months.customer_key
+    inner join as_of on customer_months.vendor_id = as_of.vendor_id
+    group by customer_months.vendor_id, customer_months.customer_key
 
 ),
 
 final as (
 
     select
+        summed.vendor_id,
         summed.customer_key,
         summed.hostings,
         summed.apps,
@@ -120,9 +131,18 @@ final as (
         summed.migrated_licenses,
         {{ has_mrr('coalesce(paid_months.current_mrr, 0)') }} as is_paying
     from summed
-    left join first_hostings on summed.customer_key = first_hostings.customer_key
-    left join contacts on summed.customer_key = contacts.customer_key
-    left join paid_months on summed.customer_key = paid_months.customer_key
+    left join first_hostings
+        on
+            summed.vendor_id = first_hostings.vendor_id
+            and summed.customer_key = first_hostings.customer_key
+    left join contacts
+        on
+            summed.vendor_id = contacts.vendor_id
+            and summed.customer_key = contacts.customer_key
+    left join paid_months
+        on
+            summed.vendor_id = paid_months.vendor_id
+            and summed.customer_key = paid_months.customer_key
 
 )
 

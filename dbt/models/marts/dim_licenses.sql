@@ -36,7 +36,7 @@ license_months as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -49,7 +49,8 @@ license_customers as (
 transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other).
-    select distinct on (license_key)
+    select distinct on (vendor_id, license_key)
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -69,9 +70,12 @@ transaction_only_licenses as (
     where
         not exists (
             select 1 from licenses
-            where licenses.license_key = transactions.license_key
+            where
+                licenses.vendor_id = transactions.vendor_id
+                and licenses.license_key = transactions.license_key
         )
     order by
+        vendor_id asc,
         license_key asc,
         sale_date desc nulls last,
         transaction_line_item_id desc nulls last,
@@ -82,6 +86,7 @@ transaction_only_licenses as (
 all_licenses as (
 
     select
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -109,6 +114,7 @@ all_licenses as (
     from licenses
     union all
     select
+        vendor_id,
         license_key,
         addon_license_id,
         app_entitlement_id,
@@ -140,34 +146,37 @@ all_licenses as (
 term_summary as (
 
     select
+        vendor_id,
         license_key,
         count(*) as counted_terms,
         min(term_start_date) as first_term_start_date,
         max(term_end_date) as last_term_end_date,
         sum(amount) as lifetime_amount
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
 evaluation_summary as (
 
     select
+        vendor_id,
         license_key,
         count(*) as evaluations,
         count(*) filter (where is_converted) as converted_evaluations
     from evaluations
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
 current_month as (
 
     select
+        license_months.vendor_id,
         license_months.license_key,
         license_months.mrr as current_mrr
     from license_months
-    cross join as_of
+    inner join as_of on license_months.vendor_id = as_of.vendor_id
     where license_months.month = {{ month_start('as_of.as_of_date') }}
 
 ),
@@ -186,10 +195,22 @@ final as (
         coalesce(current_month.current_mrr, 0) as current_mrr,
         coalesce(current_month.current_mrr, 0) > 0 as is_paying
     from all_licenses
-    left join term_summary on all_licenses.license_key = term_summary.license_key
-    left join evaluation_summary on all_licenses.license_key = evaluation_summary.license_key
-    left join current_month on all_licenses.license_key = current_month.license_key
-    left join license_customers on all_licenses.license_key = license_customers.license_key
+    left join term_summary
+        on
+            all_licenses.vendor_id = term_summary.vendor_id
+            and all_licenses.license_key = term_summary.license_key
+    left join evaluation_summary
+        on
+            all_licenses.vendor_id = evaluation_summary.vendor_id
+            and all_licenses.license_key = evaluation_summary.license_key
+    left join current_month
+        on
+            all_licenses.vendor_id = current_month.vendor_id
+            and all_licenses.license_key = current_month.license_key
+    left join license_customers
+        on
+            all_licenses.vendor_id = license_customers.vendor_id
+            and all_licenses.license_key = license_customers.license_key
 
 )
 

@@ -39,26 +39,32 @@ feedback as (
 first_terms as (
 
     select
+        vendor_id,
         license_key,
         min(term_start_date) as first_term_start_date
     from terms
-    group by license_key
+    group by vendor_id, license_key
 
 ),
 
 nearest_feedback as (
 
     -- Exact rule 10: within 30 days of the end; ties: the earlier date, then type, then reason.
-    select distinct on (term_ends.license_key, term_ends.end_date)
+    select distinct on (term_ends.vendor_id, term_ends.license_key, term_ends.end_date)
+        term_ends.vendor_id,
         term_ends.license_key,
         term_ends.end_date,
         feedback.feedback_date,
         feedback.feedback_type,
         feedback.reason_key
     from term_ends
-    inner join feedback on term_ends.license_key = feedback.license_key
+    inner join feedback
+        on
+            term_ends.vendor_id = feedback.vendor_id
+            and term_ends.license_key = feedback.license_key
     where abs(feedback.feedback_date - term_ends.end_date) <= 30
     order by
+        term_ends.vendor_id asc,
         term_ends.license_key asc,
         term_ends.end_date asc,
         abs(feedback.feedback_date - term_ends.end_date) asc,
@@ -71,6 +77,7 @@ nearest_feedback as (
 final as (
 
     select
+        term_ends.vendor_id,
         term_ends.license_key,
         term_ends.end_date,
         coalesce(license_customers.customer_key, term_ends.license_key) as customer_key,
@@ -87,15 +94,23 @@ final as (
         nearest_feedback.feedback_date,
         term_ends.month
     from term_ends
-    inner join first_terms on term_ends.license_key = first_terms.license_key
-    left join license_customers on term_ends.license_key = license_customers.license_key
+    inner join first_terms
+        on
+            term_ends.vendor_id = first_terms.vendor_id
+            and term_ends.license_key = first_terms.license_key
+    left join license_customers
+        on
+            term_ends.vendor_id = license_customers.vendor_id
+            and term_ends.license_key = license_customers.license_key
     left join license_days
         on
-            term_ends.license_key = license_days.license_key
+            term_ends.vendor_id = license_days.vendor_id
+            and term_ends.license_key = license_days.license_key
             and term_ends.end_date - 1 = license_days.value_date
     left join nearest_feedback
         on
-            term_ends.license_key = nearest_feedback.license_key
+            term_ends.vendor_id = nearest_feedback.vendor_id
+            and term_ends.license_key = nearest_feedback.license_key
             and term_ends.end_date = nearest_feedback.end_date
 
 )

@@ -11,6 +11,7 @@ evaluations as (
 aggregated as (
 
     select
+        vendor_id,
         month,
         addon_key,
         conversion_type,
@@ -21,13 +22,14 @@ aggregated as (
         -- the median, interpolated: DuckDB's median() is this ordered-set aggregate
         percentile_cont(0.5) within group (order by days_to_convert) as median_days_to_convert
     from evaluations
-    group by month, addon_key, conversion_type
+    group by vendor_id, month, addon_key, conversion_type
 
 ),
 
 final as (
 
     select
+        vendor_id,
         month,
         addon_key,
         conversion_type,

@@ -11,13 +11,14 @@ customer_months as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 aggregated as (
 
     select
+        vendor_id,
         month,
         count(*) filter (where {{ has_mrr('mrr') }}) as paying_customers,
         count(*) filter (where {{ has_mrr('prior_month_mrr') }}) as opening_paying_customers,
@@ -29,7 +30,7 @@ aggregated as (
         coalesce(sum(movement_mrr) filter (where movement = 'churn'), 0) as churned_mrr,
         coalesce(sum(movement_mrr) filter (where movement = 'reactivation'), 0) as reactivation_mrr
     from customer_months
-    group by month
+    group by vendor_id, month
 
 ),
 
@@ -39,7 +40,8 @@ started as (
     from (
         select
             *,
-            min(month) filter (where paying_customers > 0) over () as first_paid_month
+            min(month) filter (where paying_customers > 0) over (partition by vendor_id)
+                as first_paid_month
         from aggregated
     ) as with_first_paid_month
     where month >= first_paid_month
@@ -49,6 +51,7 @@ started as (
 final as (
 
     select
+        started.vendor_id,
         started.month,
         started.paying_customers,
         cast(started.mrr as {{ money() }}) as mrr,
@@ -64,7 +67,7 @@ final as (
         started.opening_paying_customers,
         started.churned_customers
     from started
-    cross join as_of
+    inner join as_of on started.vendor_id = as_of.vendor_id
 
 )
 

@@ -12,6 +12,7 @@ customer_months as (
 final as (
 
     select
+        vendor_id,
         month,
         customer_key,
         mrr,

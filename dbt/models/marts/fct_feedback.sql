@@ -19,13 +19,15 @@ by_entitlement as (
     -- Feedback carries no license_key: Cloud rows name the entitlement, others the SEN. Two
     -- equi-joins, since one join on "entitlement or SEN" cannot use a hash join.
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         licenses.license_key,
         licenses.last_updated_date
     from feedback
     inner join licenses
         on
-            feedback.addon_key = licenses.addon_key
+            feedback.vendor_id = licenses.vendor_id
+            and feedback.addon_key = licenses.addon_key
             and feedback.app_entitlement_id = licenses.app_entitlement_id
 
 ),
@@ -33,13 +35,15 @@ by_entitlement as (
 by_sen as (
 
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         licenses.license_key,
         licenses.last_updated_date
     from feedback
     inner join licenses
         on
-            feedback.addon_key = licenses.addon_key
+            feedback.vendor_id = licenses.vendor_id
+            and feedback.addon_key = licenses.addon_key
             and feedback.license_id = licenses.license_id
     where feedback.app_entitlement_id is null
 
@@ -55,17 +59,19 @@ candidates as (
 
 matched as (
 
-    select distinct on (feedback_id)
+    select distinct on (vendor_id, feedback_id)
+        vendor_id,
         feedback_id,
         license_key
     from candidates
-    order by feedback_id asc, last_updated_date desc nulls last
+    order by vendor_id asc, feedback_id asc, last_updated_date desc nulls last
 
 ),
 
 final as (
 
     select
+        feedback.vendor_id,
         feedback.feedback_id,
         feedback.feedback_date,
         feedback.addon_key,
@@ -85,7 +91,10 @@ final as (
         feedback.email,
         feedback.full_name
     from feedback
-    left join matched on feedback.feedback_id = matched.feedback_id
+    left join matched
+        on
+            feedback.vendor_id = matched.vendor_id
+            and feedback.feedback_id = matched.feedback_id
 
 )
 

@@ -17,6 +17,7 @@ licenses as (
 final as (
 
     select
+        attribution.vendor_id,
         attribution.attribution_id,
         attribution.event_at,
         cast(attribution.event_at as date) as event_date,
@@ -37,7 +38,10 @@ final as (
         attribution.app_entitlement_id,
         attribution.app_entitlement_number
     from attribution
-    left join licenses on attribution.license_key = licenses.license_key
+    left join licenses
+        on
+            attribution.vendor_id = licenses.vendor_id
+            and attribution.license_key = licenses.license_key
 
 )
 

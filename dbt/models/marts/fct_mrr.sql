@@ -10,13 +10,14 @@ movements as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 aggregated as (
 
     select
+        vendor_id,
         month,
         addon_key,
         sum(mrr) as mrr,
@@ -32,7 +33,7 @@ aggregated as (
             as reactivation_mrr,
         count(*) filter (where {{ has_mrr('mrr') }}) as paying_licenses
     from movements
-    group by month, addon_key
+    group by vendor_id, month, addon_key
 
 ),
 
@@ -43,7 +44,7 @@ started as (
     from (
         select
             *,
-            min(month) filter (where {{ has_mrr('mrr') }}) over (partition by addon_key)
+            min(month) filter (where {{ has_mrr('mrr') }}) over (partition by vendor_id, addon_key)
                 as first_paid_month
         from aggregated
     ) as with_first_paid_month
@@ -54,6 +55,7 @@ started as (
 final as (
 
     select
+        started.vendor_id,
         started.month,
         started.addon_key,
         cast(started.mrr as {{ money() }}) as mrr,
@@ -83,7 +85,7 @@ final as (
         cast(started.mrr / nullif(started.paying_licenses, 0) as {{ money() }}) as arpa,
         {{ month_end('started.month') }} <= as_of.as_of_date as is_complete
     from started
-    cross join as_of
+    inner join as_of on started.vendor_id = as_of.vendor_id
 
 )
 

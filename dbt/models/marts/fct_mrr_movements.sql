@@ -14,11 +14,11 @@ with_prior as (
     select
         *,
         coalesce(
-            lag(mrr) over (partition by license_key order by month), 0
+            lag(mrr) over (partition by vendor_id, license_key order by month), 0
         ) as prior_month_mrr,
         coalesce(
             bool_or({{ has_mrr('mrr') }}) over (
-                partition by license_key
+                partition by vendor_id, license_key
                 order by month
                 rows between unbounded preceding and 1 preceding
             ),
@@ -31,6 +31,7 @@ with_prior as (
 final as (
 
     select
+        vendor_id,
         month,
         license_key,
         addon_key,

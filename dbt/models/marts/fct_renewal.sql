@@ -11,6 +11,7 @@ outcomes as (
 final as (
 
     select
+        vendor_id,
         month,
         addon_key,
         billing_period,

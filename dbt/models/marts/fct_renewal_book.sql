@@ -24,7 +24,7 @@ license_customers as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
@@ -39,7 +39,7 @@ book as (
         end as status,
         term_ends.end_date - as_of.as_of_date as days_until_due
     from term_ends
-    cross join as_of
+    inner join as_of on term_ends.vendor_id = as_of.vendor_id
     where
         term_ends.end_date between as_of.as_of_date + 1 and as_of.as_of_date + 90
         or (term_ends.hosting = 'Cloud' and term_ends.outcome = 'pending')
@@ -49,6 +49,7 @@ book as (
 final as (
 
     select
+        book.vendor_id,
         book.license_key,
         book.end_date as due_date,
         coalesce(license_customers.customer_key, book.license_key) as customer_key,
@@ -60,10 +61,14 @@ final as (
         book.status,
         book.hosting
     from book
-    left join license_customers on book.license_key = license_customers.license_key
+    left join license_customers
+        on
+            book.vendor_id = license_customers.vendor_id
+            and book.license_key = license_customers.license_key
     left join license_days
         on
-            book.license_key = license_days.license_key
+            book.vendor_id = license_days.vendor_id
+            and book.license_key = license_days.license_key
             and book.end_date - 1 = license_days.value_date
 
 )

@@ -13,6 +13,7 @@ by_hosting as (
 summed as (
 
     select
+        vendor_id,
         cohort_month,
         months_since,
         cast(sum(customers) as bigint) as customers,
@@ -21,13 +22,14 @@ summed as (
         sum(mrr) as mrr,
         sum(retained_mrr) as retained_mrr
     from by_hosting
-    group by cohort_month, months_since
+    group by vendor_id, cohort_month, months_since
 
 ),
 
 final as (
 
     select
+        summed.vendor_id,
         summed.cohort_month,
         summed.months_since,
         summed.customers,

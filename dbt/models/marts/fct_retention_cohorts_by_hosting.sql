@@ -20,6 +20,7 @@ customers as (
 cohort_months as (
 
     select
+        customer_months.vendor_id,
         customer_months.customer_key,
         customers.first_hosting,
         customers.first_paid_month as cohort_month,
@@ -27,10 +28,14 @@ cohort_months as (
         customer_months.mrr,
         -- the customer's MRR at its cohort month
         first_value(customer_months.mrr) over (
-            partition by customer_months.customer_key order by customer_months.month
+            partition by customer_months.vendor_id, customer_months.customer_key
+            order by customer_months.month
         ) as starting_mrr
     from customer_months
-    inner join customers on customer_months.customer_key = customers.customer_key
+    inner join customers
+        on
+            customer_months.vendor_id = customers.vendor_id
+            and customer_months.customer_key = customers.customer_key
     where customer_months.month >= customers.first_paid_month
 
 ),
@@ -38,6 +43,7 @@ cohort_months as (
 counted as (
 
     select
+        vendor_id,
         first_hosting,
         cohort_month,
         {{ month_boundaries('cohort_month', 'month') }} as months_since,

@@ -23,13 +23,14 @@ terms as (
 
 as_of as (
 
-    select as_of_date from {{ ref('int_as_of_date') }}
+    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
 
 ),
 
 discounts_by_line as (
 
     select
+        vendor_id,
         transaction_row_id,
         count(*) as discounts,
         sum(discount_amount) filter (where discount_type = 'LOYALTY_DISCOUNT')
@@ -40,7 +41,7 @@ discounts_by_line as (
             as marketplace_promotion_discount_amount,
         string_agg(distinct discount_code, ', ' order by discount_code) as promotion_codes
     from discounts
-    group by transaction_row_id
+    group by vendor_id, transaction_row_id
 
 ),
 
@@ -58,7 +59,10 @@ refund_links as (
 
     -- The paid line a refund takes back: same license and maintenance dates, preferring the
     -- transaction the refund names, then the latest sale before it.
-    select distinct on (refunds.transaction_id, refunds.transaction_line_item_id)
+    select distinct on (
+        refunds.vendor_id, refunds.transaction_id, refunds.transaction_line_item_id
+    )
+        refunds.vendor_id,
         refunds.transaction_id,
         refunds.transaction_line_item_id,
         originals.transaction_id as refunded_transaction_id,
@@ -66,13 +70,15 @@ refund_links as (
     from classified as refunds
     inner join classified as originals
         on
-            refunds.license_key = originals.license_key
+            refunds.vendor_id = originals.vendor_id
+            and refunds.license_key = originals.license_key
             and refunds.maintenance_start_date = originals.maintenance_start_date
             and refunds.maintenance_end_date = originals.maintenance_end_date
             and originals.is_paid
     where refunds.is_refund
     -- nulls last, as DuckDB sorts them: Postgres puts nulls first in a descending order
     order by
+        refunds.vendor_id asc,
         refunds.transaction_id asc,
         refunds.transaction_line_item_id asc,
         originals.transaction_id = refunds.original_transaction_id desc nulls last,
@@ -87,6 +93,7 @@ final as (
     select
         classified.transaction_id || ':' || classified.transaction_line_item_id
             as transaction_line_id,
+        classified.vendor_id,
         classified.transaction_id,
         classified.transaction_line_item_id,
         classified.license_key,
@@ -134,16 +141,20 @@ final as (
         classified.partner_type,
         classified.last_updated_date
     from classified
-    cross join as_of
+    inner join as_of on classified.vendor_id = as_of.vendor_id
     left join discounts_by_line
-        on classified.transaction_row_id = discounts_by_line.transaction_row_id
+        on
+            classified.vendor_id = discounts_by_line.vendor_id
+            and classified.transaction_row_id = discounts_by_line.transaction_row_id
     left join refund_links
         on
-            classified.transaction_id = refund_links.transaction_id
+            classified.vendor_id = refund_links.vendor_id
+            and classified.transaction_id = refund_links.transaction_id
             and classified.transaction_line_item_id = refund_links.transaction_line_item_id
     left join terms
         on
-            classified.license_key = terms.license_key
+            classified.vendor_id = terms.vendor_id
+            and classified.license_key = terms.license_key
             and classified.maintenance_start_date = terms.term_start_date
             and classified.maintenance_end_date = terms.term_end_date
 

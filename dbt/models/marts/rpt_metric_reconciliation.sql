@@ -33,6 +33,7 @@ atlassian_figures as (
     -- Atlassian's series: churn Customers / Cancellations, renewal Renewal opportunities /
     -- Renewals, conversion Evaluations / Conversions (split by conversion type when asked for).
     select
+        vendor_id,
         metric,
         period_start_date as month,
         addon_key,
@@ -53,6 +54,7 @@ atlassian_figures as (
 mart_figures as (
 
     select
+        vendor_id,
         'churn' as metric,
         month,
         addon_key,
@@ -62,6 +64,7 @@ mart_figures as (
     from churn
     union all
     select
+        vendor_id,
         'renewal' as metric,
         month,
         addon_key,
@@ -71,6 +74,7 @@ mart_figures as (
     from renewal
     union all
     select
+        vendor_id,
         'conversion' as metric,
         month,
         addon_key,
@@ -81,6 +85,7 @@ mart_figures as (
     union all
     -- for Atlassian figures not split by conversion type
     select
+        vendor_id,
         'conversion' as metric,
         month,
         addon_key,
@@ -88,7 +93,7 @@ mart_figures as (
         sum(evaluations) as denominator,
         sum(conversions) as numerator
     from conversion
-    group by month, addon_key
+    group by vendor_id, month, addon_key
 
 ),
 
@@ -96,18 +101,20 @@ reported_scope as (
 
     -- Compare only what Atlassian reported: its metrics, segments and range of months.
     select
+        vendor_id,
         metric,
         segment,
         min(month) as first_month,
         max(month) as last_month
     from atlassian_figures
-    group by metric, segment
+    group by vendor_id, metric, segment
 
 ),
 
 compared as (
 
     select
+        coalesce(mart_figures.vendor_id, atlassian_figures.vendor_id) as vendor_id,
         coalesce(mart_figures.metric, atlassian_figures.metric) as metric,
         coalesce(mart_figures.month, atlassian_figures.month) as month,
         coalesce(mart_figures.addon_key, atlassian_figures.addon_key) as addon_key,
@@ -119,7 +126,8 @@ compared as (
     from mart_figures
     full outer join atlassian_figures
         on
-            mart_figures.metric = atlassian_figures.metric
+            mart_figures.vendor_id = atlassian_figures.vendor_id
+            and mart_figures.metric = atlassian_figures.metric
             and mart_figures.month = atlassian_figures.month
             and mart_figures.addon_key = atlassian_figures.addon_key
             and mart_figures.segment = atlassian_figures.segment
@@ -132,7 +140,8 @@ in_scope as (
     from compared
     inner join reported_scope
         on
-            compared.metric = reported_scope.metric
+            compared.vendor_id = reported_scope.vendor_id
+            and compared.metric = reported_scope.metric
             and compared.segment = reported_scope.segment
             and compared.month between reported_scope.first_month and reported_scope.last_month
 
@@ -141,6 +150,7 @@ in_scope as (
 final as (
 
     select
+        vendor_id,
         metric,
         month,
         addon_key,

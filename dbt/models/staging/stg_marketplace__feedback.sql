@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as feedback_id,
         {{ text_or_null(columns, 'addon_key') }} as addon_key,
         {{ text_or_null(columns, 'addon_name') }} as addon_name,
@@ -40,9 +41,9 @@ renamed as (
 deduplicated as (
 
     -- No id in the API: the row hash is the key, and a re-read window can load a row twice.
-    select distinct on (feedback_id) *
+    select distinct on (vendor_id, feedback_id) *
     from renamed
-    order by feedback_id asc, dlt_load_id desc
+    order by vendor_id asc, feedback_id asc, dlt_load_id desc
 
 ),
 

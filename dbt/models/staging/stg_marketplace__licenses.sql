@@ -14,6 +14,7 @@ renamed as (
 
     select
         -- ids
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ license_key(
             text_or_null(columns, 'hosting'),
             text_or_null(columns, 'app_entitlement_id'),
@@ -112,9 +113,10 @@ deduplicated as (
 
     -- The API repeats some licenses (around the data-insights split, Atlassian bug MP-557): keep
     -- the latest version, preferring the copy that carries the data-insight fields.
-    select distinct on (license_key) *
+    select distinct on (vendor_id, license_key) *
     from renamed
     order by
+        vendor_id asc,
         license_key asc,
         last_updated_date desc nulls last,
         evaluation_opportunity_size is not null desc,

@@ -11,7 +11,9 @@ source as (
 
 renamed as (
 
-    select {{ date_or_null(columns, 'load_day') }} as load_day
+    select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
+        {{ date_or_null(columns, 'load_day') }} as load_day
 
     from source
 
@@ -19,7 +21,7 @@ renamed as (
 
 final as (
 
-    select distinct load_day from renamed
+    select distinct vendor_id, load_day from renamed
     where load_day is not null
 
 )

@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as attribution_id,
         {{ text_or_null(columns, 'addon_license_id') }} as addon_license_id,
         {{ text_or_null(columns, 'app_entitlement_id') }} as app_entitlement_id,
@@ -48,9 +49,9 @@ renamed as (
 
 deduplicated as (
 
-    select distinct on (attribution_id) *
+    select distinct on (vendor_id, attribution_id) *
     from renamed
-    order by attribution_id asc, dlt_load_id desc
+    order by vendor_id asc, attribution_id asc, dlt_load_id desc
 
 ),
 

@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         lower({{ text_or_null(columns, 'metric') }}) as metric,
         lower({{ text_or_null(columns, 'aggregation') }}) as aggregation,
         {{ date_or_null(columns, 'period_start') }} as period_start_date,
@@ -30,10 +31,12 @@ deduplicated as (
 
     -- Each run re-reads Atlassian's figures; the latest load wins.
     select distinct on (
-        metric, aggregation, period_start_date, addon_key, billing_period, conversion_type, series
+        vendor_id, metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
+        series
     ) *
     from renamed
     order by
+        vendor_id asc,
         metric asc,
         aggregation asc,
         period_start_date asc,

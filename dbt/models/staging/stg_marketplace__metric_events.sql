@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'row_hash') }} as metric_event_id,
         lower({{ text_or_null(columns, 'metric') }}) as metric,
         {{ text_or_null(columns, 'addon_key') }} as addon_key,
@@ -40,9 +41,9 @@ renamed as (
 
 deduplicated as (
 
-    select distinct on (metric_event_id) *
+    select distinct on (vendor_id, metric_event_id) *
     from renamed
-    order by metric_event_id asc, dlt_load_id desc
+    order by vendor_id asc, metric_event_id asc, dlt_load_id desc
 
 ),
 

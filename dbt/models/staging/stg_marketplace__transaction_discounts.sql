@@ -12,6 +12,7 @@ source as (
 renamed as (
 
     select
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, '_dlt_id') }} as discount_row_id,
         -- the transaction line version this discount belongs to
         {{ text_or_null(columns, '_dlt_parent_id') }} as transaction_row_id,

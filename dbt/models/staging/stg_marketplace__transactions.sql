@@ -14,6 +14,7 @@ renamed as (
 
     select
         -- ids
+        {{ text_or_null(columns, 'vendor_id') }} as vendor_id,
         {{ text_or_null(columns, 'transaction_id') }} as transaction_id,
         {{ text_or_null(columns, 'transaction_line_item_id') }} as transaction_line_item_id,
         {{ license_key(
@@ -99,9 +100,10 @@ renamed as (
 deduplicated as (
 
     -- A line is (transaction_id, transaction_line_item_id); exports can repeat it.
-    select distinct on (transaction_id, transaction_line_item_id) *
+    select distinct on (vendor_id, transaction_id, transaction_line_item_id) *
     from renamed
     order by
+        vendor_id asc,
         transaction_id asc,
         transaction_line_item_id asc,
         last_updated_date desc nulls last,
