@@ -53,7 +53,7 @@ counted as (
         cast(sum(mrr) as {{ money() }}) as mrr,
         cast(sum(least(mrr, starting_mrr)) as {{ money() }}) as retained_mrr
     from cohort_months
-    group by first_hosting, cohort_month, months_since
+    group by vendor_id, first_hosting, cohort_month, months_since
 
 ),
 

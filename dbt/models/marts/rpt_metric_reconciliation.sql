@@ -47,7 +47,7 @@ atlassian_figures as (
             as numerator
     from atlassian
     where metric in ('churn', 'renewal', 'conversion')
-    group by metric, month, addon_key, segment
+    group by vendor_id, metric, month, addon_key, segment
 
 ),
 
