@@ -19,15 +19,36 @@ The object is a `pipelines.simulator.harness.RunningSimulator`: `base_url`, `v2_
 `make_simulator` (and the indirect param dict): `seed`, `size` (tiny|small|large|int),
 `faults` (profile name, dict, JSON or FaultConfig), `credentials` ((email, token)), `today`,
 `vendor` (any object with the SyntheticVendor interface).
+
+Adding a test without a new backfill or dbt build (they are most of the suite's time)::
+
+    def test_reads_marts(built_warehouse):           # read only: assert on .warehouse, .truth
+        ...
+
+    def test_changes_a_built_one(built_copy, simulator):
+        # built_copy: a fresh copy of built_warehouse's folder (tmp_path/data/marketplace.duckdb).
+        # simulator (seed 42, tiny) serves the records it was built from: advance it, run again.
+        simulator.advance(30)
+        cli(["run", "--warehouse", str(built_copy)], simulator_env(simulator))
+
+    def test_loads_more(loaded_copy, simulator): ...  # the same, loaded but never transformed
+
+Each xdist worker builds `built_warehouse` and `loaded_warehouse` once, on first use, so such
+tests need no xdist_group mark. dbt unit tests run in that one build (test_marts asserts they
+all passed); every other dbt build in the suite leaves them out (DBT_EXCLUDE_RESOURCE_TYPES, set
+in pytest_configure): they test SQL on fixed rows, so repeating them tests nothing new. A test
+about unit tests themselves runs dbt with `unit_tests_included()`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +56,12 @@ from typing import Any
 import pytest
 
 from pipelines.simulator.harness import RunningSimulator, run_simulator
+from pipelines.warehouse import DEFAULT_WAREHOUSE
+
+# dbt's own setting (dbt --exclude-resource-type), read from the environment by every build.
+EXCLUDE_RESOURCE_TYPES = "DBT_EXCLUDE_RESOURCE_TYPES"
+# The name `mpac run` gives a warehouse by default: the shared ones look like a user's.
+WAREHOUSE_NAME = DEFAULT_WAREHOUSE.name
 
 
 @pytest.fixture
@@ -56,16 +83,35 @@ def simulator(
     return make_simulator(**(getattr(request, "param", None) or {}))
 
 
-# ---- one built warehouse shared by the tests that only read it ---------------------------------
+# ---- built once per worker, shared by the tests that read them or copy them -------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """dbt unit tests run once (in `built_warehouse`), not in every build; see the docstring."""
+    # setdefault: `DBT_EXCLUDE_RESOURCE_TYPES= make test` runs them in every build again.
+    os.environ.setdefault(EXCLUDE_RESOURCE_TYPES, "unit_test")
+
+
+@contextmanager
+def unit_tests_included() -> Iterator[None]:
+    """dbt builds in this block run the unit tests too, as `mpac run` does for a user."""
+    saved = os.environ.pop(EXCLUDE_RESOURCE_TYPES, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[EXCLUDE_RESOURCE_TYPES] = saved
 
 
 @dataclass
 class BuiltWarehouse:
-    """A tiny vendor loaded and transformed once by `mpac run` (dbt build included).
+    """A tiny vendor (seed 42) loaded and transformed once by `mpac run` (dbt build included,
+    unit tests too).
 
     `sim` has a fresh random API token, so the leak test can search for it; `truth` is the
     ground truth at build time (tests may move `sim` on afterwards); `output` and `log_text` are
-    what the run printed and logged (root logger at DEBUG, as caplog would record it).
+    what the run printed and logged (root logger at DEBUG, as caplog would record it);
+    `results` maps each dbt node the build ran (unique_id) to its status.
     """
 
     sim: RunningSimulator
@@ -76,17 +122,19 @@ class BuiltWarehouse:
     exit_code: int
     log_text: str
     truth: Any
+    results: dict[str, str]
 
 
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWarehouse]:
     """dbt build is most of the suite's time: the tests that only read its result share one
-    build per worker (mark them `xdist_group("built_warehouse")` so they meet on one worker)."""
+    build per worker; the tests that change it work on `built_copy`."""
     from pipelines.simulator.ground_truth.builder import compute_metrics
+    from pipelines.transform import dbt_artifacts_dir
     from tests.helpers import cli, simulator_env
 
     token = f"tok-{secrets.token_hex(16)}"
-    warehouse = tmp_path_factory.mktemp("built") / "data" / "w.duckdb"
+    warehouse = tmp_path_factory.mktemp("built") / "data" / WAREHOUSE_NAME
     records = io.StringIO()
     handler = logging.StreamHandler(records)
     handler.setLevel(logging.DEBUG)
@@ -98,7 +146,8 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltW
         root.setLevel(logging.DEBUG)
         try:
             # The first run backfills by itself, then runs the dbt step.
-            result = cli(["run", "--warehouse", str(warehouse)], env)
+            with unit_tests_included():
+                result = cli(["run", "--warehouse", str(warehouse)], env)
         finally:
             root.removeHandler(handler)
             root.setLevel(level)
@@ -108,6 +157,47 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltW
             list(sim.state.records("transactions")),
             feedback=list(sim.state.records("feedback")),
         )
+        run_results = dbt_artifacts_dir(warehouse) / "target" / "run_results.json"
+        ran = json.loads(run_results.read_text())["results"] if run_results.exists() else []
+        results = {node["unique_id"]: node["status"] for node in ran}
         yield BuiltWarehouse(
-            sim, warehouse, env, token, result.output, result.exit_code, records.getvalue(), truth
+            sim,
+            warehouse,
+            env,
+            token,
+            result.output,
+            result.exit_code,
+            records.getvalue(),
+            truth,
+            results,
         )
+
+
+@pytest.fixture(scope="session")
+def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny vendor (seed 42) loaded by `mpac run --no-transform`, once per worker: its
+    folder is what `loaded_copy` copies. Nothing may write to it."""
+    from tests.helpers import cli, simulator_env
+
+    warehouse = tmp_path_factory.mktemp("loaded") / "data" / WAREHOUSE_NAME
+    with run_simulator(size="tiny") as sim:
+        result = cli(["run", "--warehouse", str(warehouse), "--no-transform"], simulator_env(sim))
+    assert result.exit_code == 0, result.output
+    return warehouse
+
+
+@pytest.fixture
+def built_copy(built_warehouse: BuiltWarehouse, tmp_path: Path) -> Path:
+    """A copy of `built_warehouse` (its folder: dlt's state, dbt's target) this test may change;
+    the `simulator` fixture serves the records it holds. Returns the copy's warehouse path."""
+    from tests.helpers import copy_warehouse
+
+    return copy_warehouse(built_warehouse.warehouse, tmp_path / "data")
+
+
+@pytest.fixture
+def loaded_copy(loaded_warehouse: Path, tmp_path: Path) -> Path:
+    """A copy of `loaded_warehouse` this test may change (no marts yet); see `built_copy`."""
+    from tests.helpers import copy_warehouse
+
+    return copy_warehouse(loaded_warehouse, tmp_path / "data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_file(name: str) -> Path:
@@ -45,9 +47,37 @@ def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql).fetchall()
 
 
+def copy_warehouse(warehouse: Path, folder: Path) -> Path:
+    """Copy the folder of `warehouse` (with dlt's state and dbt's target beside it) to `folder`;
+    returns the copy's warehouse path. A copy goes on from where the original stood."""
+    shutil.copytree(warehouse.parent, folder)
+    return folder / warehouse.name
+
+
 def cli(args: list[str], env: dict[str, str] | None = None) -> Any:
     """`mpac <args>` in process; the result has exit_code and output."""
     return CliRunner().invoke(app, args, env=env)
+
+
+def harness(point: str, *mpac: str) -> list[str]:
+    """The command of `mpac <mpac>` under tests/killpoints.py, which acts at `point`."""
+    return [sys.executable, "-m", "tests.killpoints", point, "--", *mpac]
+
+
+def run_at_killpoint(
+    point: str, warehouse: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`mpac run` on `warehouse` in a child process under the harness, waited for."""
+    import os
+
+    return subprocess.run(
+        harness(point, "run", "--warehouse", str(warehouse), *args),
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 _HOLD_WRITE_LOCK = (

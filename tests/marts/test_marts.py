@@ -12,10 +12,12 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 
 from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.harness import MoreVendor
+from pipelines.transform import DBT_PROJECT_DIR
 from tests.helpers import cli, configure, query
 
 pytestmark = pytest.mark.integration
@@ -180,15 +182,22 @@ def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
     assert differences(warehouse, truth) == {}
 
 
-@pytest.mark.xdist_group("built_warehouse")
 def test_mpac_run_builds_the_marts_after_loading(built_warehouse: Any) -> None:
     assert built_warehouse.exit_code == 0, built_warehouse.output
+    # The one build of the suite that runs dbt's unit tests (conftest): every one ran and passed.
+    declared = sum(
+        len((yaml.safe_load(path.read_text()) or {}).get("unit_tests", []))
+        for path in (DBT_PROJECT_DIR / "models").rglob("*.yml")
+    )
+    results = built_warehouse.results
+    ran = {node: status for node, status in results.items() if node.startswith("unit_test.")}
+    assert len(ran) == declared > 0
+    assert set(ran.values()) == {"pass"}
     truth = built_warehouse.truth
     assert truth.churn, "the tiny vendor should have renewal opportunities"
     assert differences(built_warehouse.warehouse, truth) == {}
 
 
-@pytest.mark.xdist_group("built_warehouse")
 def test_mpac_report_shows_the_v2_figures_of_the_marts(built_warehouse: Any) -> None:
     import json
 

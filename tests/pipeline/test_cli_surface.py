@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.util import find_spec
 from pathlib import Path
@@ -55,12 +56,24 @@ def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     thread.join(timeout=5)
 
 
-def test_a_run_logged_to_a_file_is_one_line_per_record(make_simulator: Any, tmp_path: Path) -> None:
-    sim = make_simulator(size="tiny")
-    warehouse = tmp_path / "marketplace.duckdb"
-    log = tmp_path / "run.log"
-    # The README's cron line: stdout and stderr appended to a file.
-    with log.open("a") as out:
+@dataclass
+class LoggedRun:
+    warehouse: Path
+    log: Path
+    returncode: int
+
+
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory: pytest.TempPathFactory) -> LoggedRun:
+    """`mpac run` (load and dbt build) of a tiny vendor as cron runs it, once for the tests that
+    read its log or its warehouse (they share an xdist group, so they meet on one worker)."""
+    from pipelines.simulator.harness import run_simulator
+
+    folder = tmp_path_factory.mktemp("logged-run")
+    warehouse = folder / "marketplace.duckdb"
+    log = folder / "run.log"
+    with run_simulator(size="tiny") as sim, log.open("a") as out:
+        # The README's cron line: stdout and stderr appended to a file.
         done = subprocess.run(
             [MPAC, "run", "--warehouse", str(warehouse)],
             stdout=out,
@@ -69,8 +82,14 @@ def test_a_run_logged_to_a_file_is_one_line_per_record(make_simulator: Any, tmp_
             cwd=ROOT,
             timeout=600,
         )
+    return LoggedRun(warehouse, log, done.returncode)
+
+
+@pytest.mark.xdist_group("logged_run")
+def test_a_run_logged_to_a_file_is_one_line_per_record(logged_run: LoggedRun) -> None:
+    warehouse, log = logged_run.warehouse, logged_run.log
     lines = log.read_text().splitlines()
-    assert done.returncode == 0, lines[-20:]
+    assert logged_run.returncode == 0, lines[-20:]
     assert [line for line in lines if not RECORD.match(line)] == []
     assert [line for line in lines if line != line.rstrip()] == []
     start = next(line for line in lines if "mpac run started" in line)
@@ -157,27 +176,27 @@ def test_a_failed_run_notifies_the_webhook(
     assert "s3cr3t" not in done.stderr
 
 
+@pytest.mark.xdist_group("logged_run")
 def test_dashboard_digest_and_report_from_the_command_line(
-    make_simulator: Any, tmp_path: Path, inbox: tuple[str, list[dict[str, Any]]]
+    logged_run: LoggedRun, inbox: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = inbox
-    sim = make_simulator(size="tiny")
-    env = environment(sim)
-    warehouse = str(tmp_path / "w.duckdb")
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    folder, warehouse = logged_run.warehouse.parent, str(logged_run.warehouse)
 
     def mpac(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [MPAC, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
         )
 
-    assert mpac("run", "--warehouse", warehouse).returncode == 0
+    assert logged_run.returncode == 0
     shown = mpac("dashboard", "--warehouse", warehouse)
     assert shown.returncode == 0, shown.stderr
-    assert (tmp_path / "w.dashboard.html").exists()
-    assert str(tmp_path / "w.dashboard.html") in shown.stdout
+    assert (folder / "marketplace.dashboard.html").exists()
+    assert str(folder / "marketplace.dashboard.html") in shown.stdout
     digest = mpac("digest", "--warehouse", warehouse, "--notify", url)
     assert digest.returncode == 0, digest.stderr
-    assert digest.stdout.startswith("# Marketplace digest: w")
+    assert digest.stdout.startswith("# Marketplace digest: marketplace")
     assert received == [{"text": digest.stdout}]
     report = mpac("report", "--warehouse", warehouse, "--format", "json", "--months", "1")
     assert json.loads(report.stdout)["metrics"]["mrr"]

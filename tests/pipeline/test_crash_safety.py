@@ -3,43 +3,28 @@ warehouse equals the simulator's ground truth, nothing lost, nothing doubled (is
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines.warehouse import RAW_DATASET
-from tests.helpers import cli, query, simulator_env
+from tests.helpers import cli, query, run_at_killpoint, simulator_env
 from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 DISCOUNTS = "transactions__purchase_details__discounts"
 
 
 def killed_run(point: str, warehouse: Path, env: dict[str, str], *args: str) -> str:
     """`mpac run` in a child process that kills itself at `point`; returns its stderr."""
-    child = subprocess.run(
-        harness(point, "run", "--warehouse", str(warehouse), *args),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    child = run_at_killpoint(point, warehouse, env, *args)
     assert child.returncode == -signal.SIGKILL, (
         f"{point} was never reached:\n{child.stderr[-3000:]}"
     )
     return child.stderr
-
-
-def harness(point: str, *mpac: str) -> list[str]:
-    return [sys.executable, "-m", "tests.killpoints", point, "--", *mpac]
 
 
 def normal_run(warehouse: Path, env: dict[str, str], *args: str) -> Any:
@@ -146,15 +131,15 @@ def loads(warehouse: Path) -> list[str]:
 
 
 def test_a_successful_run_prunes_older_load_packages_and_its_snapshots(
-    simulator: Any, tmp_path: Path
+    simulator: Any, loaded_copy: Path
 ) -> None:
     # Finding 7: dlt kept every run's package (about 0.33 MB a run), forever.
     from pipelines.warehouse import PIPELINE_NAME, pipelines_dir
 
     env = simulator_env(simulator)
-    warehouse = tmp_path / "w.duckdb"
+    warehouse = loaded_copy  # a first run's warehouse, of what `simulator` serves (conftest)
     working = pipelines_dir(warehouse) / PIPELINE_NAME
-    normal_run(warehouse, env, "--no-transform")
+    assert list((working / "load" / "loaded").iterdir())  # the first run's package
     simulator.advance(10)
     normal_run(warehouse, env, "--no-transform")
     kept = sorted(p.name for p in (working / "load" / "loaded").iterdir())

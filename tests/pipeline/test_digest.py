@@ -66,13 +66,12 @@ def renewed(sim: Any) -> set[tuple[str, str]]:
 
 @pytest.mark.integration
 def test_the_digest_reports_what_is_new_and_posts_it_to_the_webhook(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+    simulator: Any, built_copy: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
-    sim = make_simulator(size="tiny")
+    # A tiny vendor loaded and transformed (a copy of the shared build of what `sim` serves).
+    sim, warehouse = simulator, built_copy
     for name, value in sim.env().items():
         monkeypatch.setenv(name, value)
-    warehouse = tmp_path / "marketplace.duckdb"
-    runner.run(warehouse)
 
     first = run_digest(warehouse, notify=receiver.url)
     assert "First digest of this warehouse" in first

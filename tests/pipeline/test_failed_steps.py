@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +12,8 @@ import pytest
 from pipelines import transform
 from pipelines.status import read_status
 from pipelines.warehouse import RAW_DATASET
-from tests.helpers import cli, query, simulator_env
-from tests.pipeline.test_crash_safety import (
-    ROOT,
-    assert_no_doubles,
-    harness,
-    killed_run,
-    normal_run,
-)
+from tests.helpers import cli, query, run_at_killpoint, simulator_env
+from tests.pipeline.test_crash_safety import assert_no_doubles, killed_run, normal_run
 from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
 
 pytestmark = pytest.mark.integration
@@ -47,25 +39,16 @@ def seen_by_readers(warehouse: Path) -> dict[str, Any]:
 
 
 def failing_run(point: str, warehouse: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
-    child = subprocess.run(
-        harness(point, "run", "--warehouse", str(warehouse), *args),
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    child = run_at_killpoint(point, warehouse, env, *args)
     return child.returncode, " ".join(child.stderr.split())
 
 
 @pytest.fixture
-def loaded(simulator: Any, tmp_path: Path) -> tuple[Any, Path, dict[str, str]]:
-    """A tiny vendor loaded and transformed once, then 30 days of time travel."""
-    env = simulator_env(simulator)
-    warehouse = tmp_path / "data" / "w.duckdb"
-    normal_run(warehouse, env)
+def loaded(simulator: Any, built_copy: Path) -> tuple[Any, Path, dict[str, str]]:
+    """A tiny vendor loaded and transformed once (a copy of the shared build, whose records
+    `simulator` serves), then 30 days of time travel."""
     simulator.advance(30)
-    return simulator, warehouse, env
+    return simulator, built_copy, simulator_env(simulator)
 
 
 def test_a_load_killed_mid_merge_leaves_the_warehouse_as_it_was(loaded: Any) -> None:

@@ -9,15 +9,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipelines import runner
 from pipelines.dashboard import write_dashboard
 from pipelines.docs import build_docs
-from pipelines.simulator.harness import run_simulator
 from pipelines.transform import DBT_PROJECT_DIR
 from pipelines.warehouse import pipelines_dir
+from tests.helpers import copy_warehouse
 from tests.pipeline.chromium import find_chromium, render
 
 pytestmark = pytest.mark.integration
@@ -26,14 +26,11 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny vendor loaded and transformed by `runner.run`, as `mpac run` does."""
-    path = tmp_path_factory.mktemp("first-hour") / "marketplace.duckdb"
-    with run_simulator(size="tiny") as sim, pytest.MonkeyPatch.context() as patch:
-        for name, value in sim.env().items():
-            patch.setenv(name, value)
-        runner.run(path)
-    return path
+def warehouse(tmp_path_factory: pytest.TempPathFactory, built_warehouse: Any) -> Path:
+    """A tiny vendor loaded and transformed by `mpac run`: a copy of the shared build, since
+    the docs, the dashboard and dbt's own commands write beside it."""
+    assert built_warehouse.exit_code == 0, built_warehouse.output
+    return copy_warehouse(built_warehouse.warehouse, tmp_path_factory.mktemp("first-hour") / "data")
 
 
 def dbt(warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -265,12 +265,10 @@ def test_a_run_killed_in_an_export_wait_resumes_without_exporting_again(
 
 
 def test_a_failed_run_leaves_the_cursor_and_the_tables(
-    make_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    simulator: Any, loaded_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = make_simulator(size="tiny")
+    sim, warehouse = simulator, loaded_copy  # loaded from what `sim` serves (conftest)
     configure(monkeypatch, sim)
-    warehouse = tmp_path / "w.duckdb"
-    runner.run(warehouse, transform=False, retry=FAST_RETRY)
     saved, loaded = cursors(warehouse), counts(warehouse)
     sim.advance(30)
     sim.set_faults({"rate_5xx": 1.0})
@@ -284,12 +282,10 @@ def test_a_failed_run_leaves_the_cursor_and_the_tables(
 
 
 def test_a_backfill_since_a_date_overlaps_without_duplicates_or_rewinding(
-    make_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    simulator: Any, loaded_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = make_simulator(size="tiny")
+    sim, warehouse = simulator, loaded_copy  # loaded from what `sim` serves (conftest)
     configure(monkeypatch, sim)
-    warehouse = tmp_path / "w.duckdb"
-    runner.run(warehouse, transform=False, retry=FAST_RETRY)
     sim.advance(20)
     saved = cursors(warehouse)
     result = runner.run(warehouse, since="2025-01-01", transform=False, retry=FAST_RETRY)
@@ -329,7 +325,6 @@ def test_status_of_a_missing_warehouse_is_one_sentence(tmp_path: Path) -> None:
     assert "there is no warehouse at" in result.output
 
 
-@pytest.mark.xdist_group("built_warehouse")
 def test_the_api_token_is_never_printed_logged_or_written(
     built_warehouse: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

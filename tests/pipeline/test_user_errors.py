@@ -184,12 +184,10 @@ def test_an_unreachable_host_is_named_at_once_without_retries(
 
 
 def test_since_in_the_future_is_refused_and_moves_no_cursor(
-    make_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    simulator: Any, loaded_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = make_simulator(size="tiny")
-    configure(monkeypatch, sim)
-    warehouse = tmp_path / "w.duckdb"
-    runner.run(warehouse, transform=False, retry=FAST_RETRY)
+    warehouse = loaded_copy  # loaded from what `simulator` serves (conftest)
+    configure(monkeypatch, simulator)
     before = read_status(warehouse)
     result = cli(["run", "--warehouse", str(warehouse), "--since", "2030-01-01"])
     assert_one_sentence(result.output, result.exit_code, 2, "--since 2030-01-01 is in the future")
@@ -198,7 +196,6 @@ def test_since_in_the_future_is_refused_and_moves_no_cursor(
     assert after.tables == before.tables
 
 
-@pytest.mark.xdist_group("built_warehouse")
 def test_a_selection_that_matches_nothing_is_an_error(built_warehouse: Any) -> None:
     result = cli(
         ["transform", "--warehouse", str(built_warehouse.warehouse), "--select", "fct_nonexistent"]

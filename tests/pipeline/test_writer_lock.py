@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import simulator_env
-from tests.pipeline.test_crash_safety import ROOT, assert_no_doubles, harness, normal_run
+from tests.helpers import ROOT, harness, simulator_env
+from tests.pipeline.test_crash_safety import assert_no_doubles, normal_run
 from tests.pipeline.test_runner import assert_matches_ground_truth
 
 pytestmark = pytest.mark.integration
