@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,33 @@ def test_mpac_report_shows_the_v2_figures_of_the_marts(built_warehouse: Any) -> 
     assert metrics["customers"][0]["is_complete"] == kpis[1]
     # The renewal book is shown whole: every due renewal of the next 90 days is counted.
     assert sum(row["due"] for row in metrics["renewals"]) == due[0]
+
+
+@pytest.mark.xdist_group("built_warehouse")
+def test_dbt_unit_tests_pass(
+    built_warehouse: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mpac transform` leaves the dbt unit tests out (they check the SQL, not the data): the
+    suite runs them, once, on a copy of a built warehouse (they read its models' columns)."""
+    from dbt.cli.main import dbtRunner
+
+    from pipelines.transform import _release_warehouse, dbt_arguments, summarise
+
+    warehouse = tmp_path / "unit.duckdb"
+    shutil.copy(built_warehouse.warehouse, warehouse)
+    monkeypatch.setenv("MPAC_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    try:
+        outcome = dbtRunner().invoke(
+            dbt_arguments(["test", "--select", "test_type:unit"], warehouse)
+        )
+    finally:
+        _release_warehouse()
+    assert outcome.exception is None, outcome.exception
+    results = list(outcome.result.results)
+    summary = summarise(results, 0)
+    assert summary.failed == []
+    assert summary.warned == []
+    assert {str(result.node.resource_type) for result in results} == {"unit_test"}
+    # every unit test of dbt/models/*/_*__unit_tests.yml ran and passed
+    assert summary.tests_passed == len(results) >= 27
