@@ -34,10 +34,8 @@ Adding a test without a new backfill or dbt build (they are most of the suite's 
     def test_loads_more(loaded_copy, simulator): ...  # the same, loaded but never transformed
 
 Each xdist worker builds `built_warehouse` and `loaded_warehouse` once, on first use, so such
-tests need no xdist_group mark. dbt unit tests run in that one build (test_marts asserts they
-all passed); every other dbt build in the suite leaves them out (DBT_EXCLUDE_RESOURCE_TYPES, set
-in pytest_configure): they test SQL on fixed rows, so repeating them tests nothing new. A test
-about unit tests themselves runs dbt with `unit_tests_included()`.
+tests need no xdist_group mark. dbt unit tests are left out of every build, as `mpac transform`
+leaves them out for users; test_marts runs them once (test_dbt_unit_tests_pass).
 """
 
 from __future__ import annotations
@@ -45,10 +43,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +55,6 @@ import pytest
 from pipelines.simulator.harness import RunningSimulator, run_simulator
 from pipelines.warehouse import DEFAULT_WAREHOUSE
 
-# dbt's own setting (dbt --exclude-resource-type), read from the environment by every build.
-EXCLUDE_RESOURCE_TYPES = "DBT_EXCLUDE_RESOURCE_TYPES"
 # The name `mpac run` gives a warehouse by default: the shared ones look like a user's.
 WAREHOUSE_NAME = DEFAULT_WAREHOUSE.name
 
@@ -86,27 +81,9 @@ def simulator(
 # ---- built once per worker, shared by the tests that read them or copy them -------------------
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """dbt unit tests run once (in `built_warehouse`), not in every build; see the docstring."""
-    # setdefault: `DBT_EXCLUDE_RESOURCE_TYPES= make test` runs them in every build again.
-    os.environ.setdefault(EXCLUDE_RESOURCE_TYPES, "unit_test")
-
-
-@contextmanager
-def unit_tests_included() -> Iterator[None]:
-    """dbt builds in this block run the unit tests too, as `mpac run` does for a user."""
-    saved = os.environ.pop(EXCLUDE_RESOURCE_TYPES, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[EXCLUDE_RESOURCE_TYPES] = saved
-
-
 @dataclass
 class BuiltWarehouse:
-    """A tiny vendor (seed 42) loaded and transformed once by `mpac run` (dbt build included,
-    unit tests too).
+    """A tiny vendor (seed 42) loaded and transformed once by `mpac run` (dbt build included).
 
     `sim` has a fresh random API token, so the leak test can search for it; `truth` is the
     ground truth at build time (tests may move `sim` on afterwards); `output` and `log_text` are
@@ -146,8 +123,7 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltW
         root.setLevel(logging.DEBUG)
         try:
             # The first run backfills by itself, then runs the dbt step.
-            with unit_tests_included():
-                result = cli(["run", "--warehouse", str(warehouse)], env)
+            result = cli(["run", "--warehouse", str(warehouse)], env)
         finally:
             root.removeHandler(handler)
             root.setLevel(level)

@@ -93,6 +93,8 @@ def test_build_runs_in_process_with_the_absolute_warehouse_path_and_the_vars(
     (call,) = fake_dbt.calls
     args = call["args"]
     assert args[0] == "build"
+    # unit tests check the SQL: the suite runs them (tests/marts), a production build does not
+    assert args[1:3] == ["--exclude-resource-type", "unit_test"]
     assert args[args.index("--select") + 1] == "marts"
     assert args[args.index("--vars") + 1] == '{"as_of_date": "2026-06-30", "grace_days": 14}'
     assert args[args.index("--project-dir") + 1] == str(transform.DBT_PROJECT_DIR)

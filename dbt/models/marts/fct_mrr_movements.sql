@@ -16,12 +16,11 @@ with_prior as (
         coalesce(
             lag(mrr) over (partition by vendor_id, license_key order by month), 0
         ) as prior_month_mrr,
+        -- MRR at an earlier month: its first month with MRR is before this one (one month a
+        -- row), a whole-partition aggregate rather than a running one: 10% of the model's time
         coalesce(
-            bool_or({{ has_mrr('mrr') }}) over (
-                partition by vendor_id, license_key
-                order by month
-                rows between unbounded preceding and 1 preceding
-            ),
+            min(month) filter (where {{ has_mrr('mrr') }}) over (partition by vendor_id, license_key)
+            < month,
             false
         ) as had_mrr_before
     from license_months
