@@ -34,7 +34,13 @@ from pipelines.simulator.queries import (
     parse_date,
     parse_int,
 )
-from pipelines.simulator.responses import error_response, json_response, stream_array
+from pipelines.simulator.responses import (
+    array_chunks,
+    error_response,
+    json_response,
+    stream_array,
+    stream_chunks,
+)
 from pipelines.simulator.state import SimulatorState, state_summary, sticky_ids
 
 EXPECTED_TABLES = (
@@ -195,8 +201,19 @@ def make_export_handler(entity: str, kind: str) -> Callable[[Request], Awaitable
         params = multi_params(request.query_params.multi_items())
         parse_accept(params)
         record_filter = _filter(request, api, entity, params)
-        records = state.records(kind, None, _insights(params, entity), record_filter)
-        return stream_array(map(_decorate(api, state), records))
+        insights = _insights(params, entity)
+        today = state.vendor.today
+        # The same query on the same simulated day is the same body: rendered once.
+        key = ("export", kind, api.generation, today, *sorted(request.query_params.multi_items()))
+        decorate = _decorate(api, state)
+        return stream_chunks(
+            state.bodies.serve(
+                key,
+                lambda: array_chunks(
+                    map(decorate, state.records(kind, today, insights, record_filter))
+                ),
+            )
+        )
 
     return handler
 
@@ -270,8 +287,17 @@ def make_download_handler(kind: ExportKind) -> Callable[[Request], Awaitable[Res
         if job.status != "COMPLETED":
             raise ApiError(404, "Export is being processed")
         record_filter = _filter(request, api, kind, job.params)
-        records = state.records(kind, job.as_of, _insights(job.params, kind), record_filter)
-        return stream_array(map(_decorate(api, state), records))
+        insights = _insights(job.params, kind)
+        decorate = _decorate(api, state)
+        # A job's content is fixed at initiation (as_of, params, generation): rendered once.
+        return stream_chunks(
+            state.bodies.serve(
+                ("job", job.id),
+                lambda: array_chunks(
+                    map(decorate, state.records(kind, job.as_of, insights, record_filter))
+                ),
+            )
+        )
 
     return handler
 
