@@ -196,7 +196,8 @@ def _exported(
 
 
 def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
-    """Backfill: one export per insights window. Incremental: the pages updated since `start`.
+    """Backfill: one export per insights window. Incremental: the records updated since
+    `start`, in one sync export (a large vendor's look-back is hundreds of pages of 50).
     A license returned twice keeps its first copy (the windows put the insights one first)."""
     flags = settings.LICENSE_FLAGS
     if start is None:
@@ -210,7 +211,7 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
         sources = _exported(run, "licenses", plan)
     else:
         query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
-        sources = [run.client.paginate("licenses", "licenses", query, what="licenses")]
+        sources = [exported_or_paged(run.client, "licenses", "licenses", query, "licenses")]
     seen: dict[str, bool] = {}
     for records in sources:
         for record in records:
@@ -224,8 +225,9 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
 
 
 def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
-    """Backfill: one export per yearly window. Incremental: the pages updated since `start`,
-    each line once (pages can shift while records are rewritten; exports are snapshots)."""
+    """Backfill: one export per yearly window. Incremental: the lines updated since `start`
+    in one sync export (paged if it keeps failing), each line once (pages can shift while
+    records are rewritten, and a retried export starts over)."""
     flags = settings.TRANSACTION_FLAGS
     seen: set[str] | None = None
     if start is None:
@@ -236,7 +238,11 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
         sources = _exported(run, "sales/transactions", plan)
     else:
         query = {**flags, "lastUpdated": start.isoformat()}
-        sources = [run.client.paginate("sales/transactions", "transactions", query)]
+        sources = [
+            exported_or_paged(
+                run.client, "sales/transactions", "transactions", query, "transactions"
+            )
+        ]
         seen = set()
     for records in sources:
         for record in records:
