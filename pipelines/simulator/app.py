@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -462,8 +463,16 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.body(), exc.status)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    # uvicorn re-raises SIGTERM once it has shut down, so exit handlers never run: the bodies'
+    # scratch folder goes here.
+    app.state.sim.bodies.close()
+
+
 def create_app(state: SimulatorState) -> ASGIApp:
     """The ASGI app: routes, JsonErrorsDoc errors, and the auth + fault layer on /rest paths."""
-    app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error})
+    app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error}, lifespan=_lifespan)
     app.state.sim = state
     return RestGate(app, state)
