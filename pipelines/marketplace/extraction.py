@@ -196,7 +196,8 @@ def _exported(
 
 
 def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
-    """Backfill: one export per insights window. Incremental: the pages updated since `start`.
+    """Backfill: one export per insights window. Incremental: the records updated since
+    `start`, in one sync export (a large vendor's look-back is hundreds of pages of 50).
     A license returned twice keeps its first copy (the windows put the insights one first)."""
     flags = settings.LICENSE_FLAGS
     if start is None:
@@ -210,7 +211,7 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
         sources = _exported(run, "licenses", plan)
     else:
         query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
-        sources = [run.client.paginate("licenses", "licenses", query, what="licenses")]
+        sources = [exported_or_paged(run.client, "licenses", "licenses", query, "licenses")]
     seen: dict[str, bool] = {}
     for records in sources:
         for record in records:
@@ -224,8 +225,9 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
 
 
 def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
-    """Backfill: one export per yearly window. Incremental: the pages updated since `start`,
-    each line once (pages can shift while records are rewritten; exports are snapshots)."""
+    """Backfill: one export per yearly window. Incremental: the lines updated since `start`
+    in one sync export (paged if it keeps failing), each line once (pages can shift while
+    records are rewritten, and a retried export starts over)."""
     flags = settings.TRANSACTION_FLAGS
     seen: set[str] | None = None
     if start is None:
@@ -236,7 +238,11 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
         sources = _exported(run, "sales/transactions", plan)
     else:
         query = {**flags, "lastUpdated": start.isoformat()}
-        sources = [run.client.paginate("sales/transactions", "transactions", query)]
+        sources = [
+            exported_or_paged(
+                run.client, "sales/transactions", "transactions", query, "transactions"
+            )
+        ]
         seen = set()
     for records in sources:
         for record in records:
@@ -307,23 +313,19 @@ def metric_events_start(run: Extraction) -> dt.date:
 
 
 def metric_event_records(run: Extraction, changed_since: dt.date | None) -> Iterator[Record]:
-    """The events of the months from `run.events_from` (exported), plus on an incremental run
-    the events updated since `changed_since` whatever their month (paged: they are few)."""
+    """The events of the months from `run.events_from`, plus on an incremental run the events
+    updated since `changed_since` whatever their month, each through the sync export (a large
+    vendor's renewals updated in the look-back are hundreds of pages of 50)."""
     queries = [{"startDate": (run.events_from or run.first_day).isoformat()}]
     if changed_since is not None and run.events_from is not None:
         queries.append({"lastUpdated": changed_since.isoformat()})
     # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
     seen: set[int] = set()
-    for number, query in enumerate(queries):
+    for query in queries:
         for metric in settings.METRICS:
             path = f"sales/metrics/{metric}/details"
             what = f"{metric} events"
-            events = (
-                exported_or_paged(run.client, path, "events", query, what)
-                if number == 0
-                else run.client.paginate(path, "events", query, what=what)
-            )
-            for event in events:
+            for event in exported_or_paged(run.client, path, "events", query, what):
                 key = metric_event_key(metric, event)
                 short = int(key[:16], 16)
                 if short in seen:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -34,7 +35,13 @@ from pipelines.simulator.queries import (
     parse_date,
     parse_int,
 )
-from pipelines.simulator.responses import error_response, json_response, stream_array
+from pipelines.simulator.responses import (
+    array_chunks,
+    error_response,
+    json_response,
+    stream_array,
+    stream_chunks,
+)
 from pipelines.simulator.state import SimulatorState, state_summary, sticky_ids
 
 EXPECTED_TABLES = (
@@ -208,8 +215,19 @@ def make_export_handler(entity: str, kind: str) -> Callable[[Request], Awaitable
         params = multi_params(request.query_params.multi_items())
         parse_accept(params)
         record_filter = _filter(request, api, entity, params)
-        records = state.records(kind, None, _insights(params, entity), record_filter)
-        return stream_array(map(_decorate(api, state), records))
+        insights = _insights(params, entity)
+        today = state.vendor.today
+        # The same query on the same simulated day is the same body: rendered once.
+        key = ("export", kind, api.generation, today, *sorted(request.query_params.multi_items()))
+        decorate = _decorate(api, state)
+        return stream_chunks(
+            state.bodies.serve(
+                key,
+                lambda: array_chunks(
+                    map(decorate, state.records(kind, today, insights, record_filter))
+                ),
+            )
+        )
 
     return handler
 
@@ -283,8 +301,17 @@ def make_download_handler(kind: ExportKind) -> Callable[[Request], Awaitable[Res
         if job.status != "COMPLETED":
             raise ApiError(404, "Export is being processed")
         record_filter = _filter(request, api, kind, job.params)
-        records = state.records(kind, job.as_of, _insights(job.params, kind), record_filter)
-        return stream_array(map(_decorate(api, state), records))
+        insights = _insights(job.params, kind)
+        decorate = _decorate(api, state)
+        # A job's content is fixed at initiation (as_of, params, generation): rendered once.
+        return stream_chunks(
+            state.bodies.serve(
+                ("job", job.id),
+                lambda: array_chunks(
+                    map(decorate, state.records(kind, job.as_of, insights, record_filter))
+                ),
+            )
+        )
 
     return handler
 
@@ -452,18 +479,28 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.body(), exc.status)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    # uvicorn re-raises SIGTERM once it has shut down, so exit handlers never run: the bodies'
+    # scratch folders go here.
+    for state in app.state.sims:
+        state.bodies.close()
+
+
 def create_app(state: SimulatorState, *more: SimulatorState) -> ASGIApp:
     """The ASGI app: routes, JsonErrorsDoc errors, and the auth + fault layer on /rest paths.
 
     `more` are further vendors served by the same host (an agency's accounts, say): each has
     its own vendor id, developer space, data and credentials; they share the clock and faults.
+    Each renders and caches its own export bodies (SimulatorState.bodies).
     """
     states = [state, *more]
     for field in ("vendor_id", "developer_id"):
         ids = [str(getattr(one.vendor, field)) for one in states]
         if len(set(ids)) < len(ids):
             raise UserError(f"Two simulated vendors have the same {field}: use other seeds.")
-    app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error})
+    app = Starlette(routes=_routes(), exception_handlers={ApiError: _api_error}, lifespan=_lifespan)
     app.state.sim = state
     app.state.sims = states
     return RestGate(app, state, *more)

@@ -25,6 +25,16 @@ def error_response(status: int, message: str, path: str | None = None) -> Respon
 
 def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
     """A top-level JSON array sent in chunks: no Content-Length, never one body in memory."""
+    return stream_chunks(array_chunks(records))
+
+
+def stream_chunks(chunks: Iterable[bytes]) -> StreamingResponse:
+    """Ready body chunks (array_chunks, or a cached body read back) as one JSON response."""
+    return StreamingResponse(chunks, media_type="application/json")
+
+
+def array_chunks(records: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
+    """A top-level JSON array as byte chunks of _CHUNK_RECORDS records each."""
 
     def chunks() -> Iterator[bytes]:
         # The brackets ride on the first and last batch, so every chunk carries records and a
@@ -45,4 +55,4 @@ def stream_array(records: Iterable[Mapping[str, Any]]) -> StreamingResponse:
             yield body
             prefix, batch = b",", following
 
-    return StreamingResponse(chunks(), media_type="application/json")
+    return chunks()

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from pipelines.errors import UserError
+from pipelines.simulator.bodies import BodyCache
 from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
 from pipelines.simulator.ground_truth.builder import compute_metrics
@@ -77,6 +78,7 @@ class SimulatorState:
         self.vendor = vendor
         self.faults = faults or FaultInjector()
         self.exports = ExportRegistry(self.faults)
+        self.bodies = BodyCache()
         self.email = email
         self.api_token = api_token
         self.seed = seed

@@ -352,3 +352,30 @@ def test_a_sync_export_streams_its_array() -> None:
         query = {"startDate": "2024-01-01"}
         rows = list(exported_or_paged(client, "sales/metrics/churn/details", "events", query, "x"))
     assert rows == [{"n": 1}, {"n": 2}]
+
+
+def test_an_incremental_look_back_is_one_sync_export_and_each_line_once() -> None:
+    import datetime as dt
+
+    from pipelines.marketplace.extraction import Extraction, transaction_records
+
+    line = {"transactionId": "AT-1", "transactionLineItemId": "1", "purchaseDetails": {}}
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        assert request.url.path.endswith("/sales/transactions/export")
+        assert request.url.params["lastUpdated"] == "2026-11-12"
+        assert request.url.params["includeManualInvoice"] == "true"
+        if len(calls) == 1:
+            # Cut short after one record: the retried export starts over and repeats it.
+            whole = json.dumps(line).encode()
+            return httpx.Response(200, content=b"[" + whole + b', {"transactionId": "AT-')
+        return httpx.Response(200, json=[line, {**line, "transactionLineItemId": "2"}])
+
+    with make_client(handler) as client:
+        first, today = dt.date(2016, 1, 1), dt.date(2026, 11, 15)
+        run = Extraction(client, None, first, 3, False, today)  # type: ignore[arg-type]
+        rows = list(transaction_records(run, dt.date(2026, 11, 12)))
+    assert [r["transaction_key"] for r in rows] == ["AT-1|1", "AT-1|2"]
+    assert len(calls) == 2
