@@ -22,7 +22,8 @@ def test_each_vendor_is_served_its_own_data_and_only_to_its_own_account(
         # An account asking for a vendor it does not own meets the live API's 404.
         assert mine.get(f"{other_base}/licenses").status_code == 404
         assert theirs.get(f"{sim.v2_base}/licenses").status_code == 404
-    assert own and other
+    assert own
+    assert other
     assert {r["addonLicenseId"] for r in own} != {r["addonLicenseId"] for r in other}
 
 
