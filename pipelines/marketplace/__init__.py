@@ -164,8 +164,9 @@ def marketplace(
         load_days(run),
     ]
     for resource, key in ((resources[0], "license_key"), (resources[1], "transaction_key")):
-        # The same retirement as the (vendor_id, key) merge key, written as a scope: dlt
-        # compiles a compound merge key to a concatenation, which no index or join can use.
+        # The scd2 merge key is (vendor_id, key), written as a scope: dlt compiles a compound
+        # merge_key to a concatenation that no index or join can use (and warns when a table
+        # has both, so the resources declare none).
         resource.apply_hints(
             write_disposition={
                 **SCD2,
@@ -191,11 +192,11 @@ def _stamped(vendor_id: str) -> Any:
 @dlt.resource(
     name="licenses",
     write_disposition=SCD2,
-    merge_key=[VENDOR_COLUMN, "license_key"],
     columns=_dates(settings.LICENSE_DATE_COLUMNS),
 )
 def licenses(run: Extraction) -> Batches:
-    """One row per version of a license (scd2 on `license_key`).
+    """One row per version of a license (scd2 on `license_key` within the vendor: the source
+    scopes retirement to `vendor_id` and the license keys re-read).
 
     scd2 rather than plain merge because Atlassian rewrites licenses after the fact and a vendor
     must see what changed and when; the merge key makes an incremental run retire only the
@@ -209,7 +210,6 @@ def licenses(run: Extraction) -> Batches:
 @dlt.resource(
     name="transactions",
     write_disposition=SCD2,
-    merge_key=[VENDOR_COLUMN, "transaction_key"],
     columns={
         **_dates(settings.TRANSACTION_DATE_COLUMNS),
         **_doubles(settings.TRANSACTION_AMOUNT_COLUMNS),
@@ -220,7 +220,7 @@ def licenses(run: Extraction) -> Batches:
 )
 def transactions(run: Extraction) -> Batches:
     """One row per version of a transaction line (scd2 on `transaction_key`, which is
-    transaction_id|transaction_line_item_id).
+    transaction_id|transaction_line_item_id, within the vendor as for licenses).
 
     scd2 for the same reason as licenses: refunds flip paymentStatus and Atlassian rewrites
     lines, and the history is what a vendor audits. `license_key` is added so that staging

@@ -9,13 +9,19 @@ with
 
 licenses as (
 
-    select vendor_id, last_updated_date from {{ ref('stg_marketplace__licenses') }}
+    select
+        vendor_id,
+        last_updated_date
+    from {{ ref('stg_marketplace__licenses') }}
 
 ),
 
 transactions as (
 
-    select vendor_id, last_updated_date from {{ ref('stg_marketplace__transactions') }}
+    select
+        vendor_id,
+        last_updated_date
+    from {{ ref('stg_marketplace__transactions') }}
 
 ),
 

@@ -11,7 +11,10 @@ customer_months as (
 
 as_of as (
 
-    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
+    select
+        vendor_id,
+        as_of_date
+    from {{ ref('int_as_of_date') }}
 
 ),
 

@@ -10,7 +10,10 @@ movements as (
 
 as_of as (
 
-    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
+    select
+        vendor_id,
+        as_of_date
+    from {{ ref('int_as_of_date') }}
 
 ),
 

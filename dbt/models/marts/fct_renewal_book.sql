@@ -24,7 +24,10 @@ license_customers as (
 
 as_of as (
 
-    select vendor_id, as_of_date from {{ ref('int_as_of_date') }}
+    select
+        vendor_id,
+        as_of_date
+    from {{ ref('int_as_of_date') }}
 
 ),
 

@@ -21,7 +21,10 @@ renamed as (
 
 final as (
 
-    select distinct vendor_id, load_day from renamed
+    select distinct
+        vendor_id,
+        load_day
+    from renamed
     where load_day is not null
 
 )
