@@ -61,6 +61,7 @@ def marketplace(
     export_deadline_seconds: float = settings.EXPORT_DEADLINE_SECONDS,
     pii: str = settings.DEFAULT_PII,
     pii_salt: str | None = None,
+    bulk: bool = True,
     client: Any = None,
 ) -> Sequence[DltResource]:
     """One vendor's reporting data: licenses, transactions, feedback, marketing attribution
@@ -80,6 +81,8 @@ def marketplace(
         export_deadline_seconds: How long one run waits for an export before giving up.
         pii: Contact details "keep" (as sent), "hash" (HMAC-SHA256 with pii_salt) or "drop".
         pii_salt: The secret key of the hash (required with pii = "hash").
+        bulk: Backfill licenses and transactions as Arrow tables parsed from the export files
+            (False: record by record, the path incremental runs take).
         client: A ready MarketplaceClient (the runner passes the one it preflighted).
     """
     # Checked before any resource runs: a missing salt must not fail halfway through a run.
@@ -112,6 +115,7 @@ def marketplace(
         today=dt.date.today(),
         pii=pii,
         pii_salt=pii_salt,
+        bulk=bulk,
     )
     # Computed once, before any resource moves a cursor, so the rows read and the rows replaced
     # cover the same months.
@@ -159,7 +163,12 @@ def licenses(run: Extraction) -> Batches:
     twice (around the 2018-07 insights split, bug MP-557): one run keeps the first copy, and
     the windows are ordered so that it is the copy with data insights.
     """
-    yield from with_cursor(run, lambda start: extraction.license_records(run, start), _updated)
+    yield from with_cursor(
+        run,
+        lambda start: extraction.license_records(run, start),
+        _updated,
+        tables=lambda tracked: extraction.license_tables(run, tracked),
+    )
 
 
 @dlt.resource(
@@ -182,7 +191,12 @@ def transactions(run: Extraction) -> Batches:
     lines, and the history is what a vendor audits. `license_key` is added so that staging
     joins lines to licenses without repeating the identity rule.
     """
-    yield from with_cursor(run, lambda start: extraction.transaction_records(run, start), _updated)
+    yield from with_cursor(
+        run,
+        lambda start: extraction.transaction_records(run, start),
+        _updated,
+        tables=lambda tracked: extraction.transaction_tables(run, tracked),
+    )
 
 
 @dlt.resource(

@@ -6,13 +6,14 @@ import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dlt
 import orjson
 
 from pipelines.errors import UserError
-from pipelines.marketplace import settings
+from pipelines.marketplace import bulk, settings
 from pipelines.marketplace.client import MarketplaceClient, log
 from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
@@ -24,7 +25,6 @@ from pipelines.marketplace.helpers import (
     earlier,
     first_of_month,
     flatten_metric_aggregates,
-    has_insights,
     iso,
     later,
     license_key,
@@ -41,6 +41,8 @@ from pipelines.marketplace.helpers import (
 )
 
 Record = dict[str, Any]
+# Wraps a resource's records so that its cursor follows them (with_cursor).
+Tracker = Callable[[Iterable[Record]], Iterator[Record]]
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Extraction:
     # The PII policy (settings.PII_MODES) and the key of its hash.
     pii: str = settings.DEFAULT_PII
     pii_salt: str | None = None
+    # Backfills of licenses and transactions through bulk.py (False: record by record, as
+    # incremental runs always read).
+    bulk: bool = True
 
     def protect(self, record: Record) -> Record:
         """The record under the PII policy, before it is keyed, hashed or written."""
@@ -81,9 +86,11 @@ def with_cursor(
     records: Callable[[dt.date | None], Iterable[Record]],
     cursor_of: Callable[[Record], str | None],
     arrives_late_days: int = 0,
-) -> Iterator[list[Record]]:
+    tables: Callable[[Tracker], Iterator[Any]] | None = None,
+) -> Iterator[Any]:
     """A resource's records in batches, with its cursor kept in dlt's resource state.
 
+    `tables`, given, reads a backfill in bulk (Arrow tables, bulk.py) instead of `records`.
     `records` gets the day to read from (the saved cursor minus the look-back, widened by
     `arrives_late_days`), or None for a backfill. The cursor is the latest `cursor_of` value
     seen and is written only after the last record: dlt commits resource state together with
@@ -114,7 +121,10 @@ def with_cursor(
 
     start = run.incremental_start(saved, arrives_late_days)
     if start is None:
-        yield from batched(tracked(records(None)))
+        if tables is not None and run.bulk:
+            yield from tables(tracked)
+        else:
+            yield from batched(tracked(records(None)))
         state.pop("last_read", None)
         state["cursor"] = capped_at_api_day(newest)
         return
@@ -198,26 +208,43 @@ def _exported(
 def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
     """Backfill: one export per insights window. Incremental: the pages updated since `start`.
     A license returned twice keeps its first copy (the windows put the insights one first)."""
-    flags = settings.LICENSE_FLAGS
     if start is None:
-        plan = [
-            (
-                {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
-                _window_name("licenses", w),
-            )
-            for w in license_windows(run.first_day)
-        ]
-        sources = _exported(run, "licenses", plan)
+        sources = _exported(run, "licenses", _license_plan(run))
     else:
-        query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
+        flags = {**settings.LICENSE_FLAGS, **settings.INSIGHTS_FLAG}
+        query = {**flags, "lastUpdated": start.isoformat()}
         sources = [run.client.paginate("licenses", "licenses", query, what="licenses")]
-    seen: dict[str, bool] = {}
+    return _licenses(run, sources)
+
+
+def license_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's licenses as Arrow tables (bulk.py): the same exports and rules."""
+    types = bulk.hinted_types(settings.LICENSE_DATE_COLUMNS)
+    records = _licenses(run, _files(run, "licenses", _license_plan(run)))
+    return bulk.batches(tracked(records), _load_id(), types)
+
+
+def _license_plan(run: Extraction) -> list[tuple[dict[str, str], str]]:
+    flags = settings.LICENSE_FLAGS
+    return [
+        (
+            {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
+            _window_name("licenses", w),
+        )
+        for w in license_windows(run.first_day)
+    ]
+
+
+def _licenses(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[Record]:
+    """The one rule of both paths: the first copy of each license, protected, keyed, with its
+    nested lists in a stable order."""
+    seen: set[str] = set()
     for records in sources:
         for record in records:
             key = license_key(record)
             if key is None or key in seen:
                 continue
-            seen[key] = has_insights(record)
+            seen.add(key)
             record = run.protect(record)
             record["license_key"] = key
             yield sort_nested_lists(record)
@@ -226,18 +253,34 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
 def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
     """Backfill: one export per yearly window. Incremental: the pages updated since `start`,
     each line once (pages can shift while records are rewritten; exports are snapshots)."""
-    flags = settings.TRANSACTION_FLAGS
-    seen: set[str] | None = None
     if start is None:
-        plan = [
-            ({**flags, **window_params(w)}, _window_name("transactions", w))
-            for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
-        ]
-        sources = _exported(run, "sales/transactions", plan)
-    else:
-        query = {**flags, "lastUpdated": start.isoformat()}
-        sources = [run.client.paginate("sales/transactions", "transactions", query)]
-        seen = set()
+        return _transactions(run, _exported(run, "sales/transactions", _transaction_plan(run)))
+    query = {**settings.TRANSACTION_FLAGS, "lastUpdated": start.isoformat()}
+    pages = run.client.paginate("sales/transactions", "transactions", query)
+    return _transactions(run, [pages], seen=set())
+
+
+def transaction_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's transaction lines as Arrow tables (bulk.py): the same exports and rules."""
+    types = bulk.hinted_types(
+        settings.TRANSACTION_DATE_COLUMNS, settings.TRANSACTION_AMOUNT_COLUMNS
+    )
+    records = _transactions(run, _files(run, "sales/transactions", _transaction_plan(run)))
+    return bulk.batches(tracked(records), _load_id(), types)
+
+
+def _transaction_plan(run: Extraction) -> list[tuple[dict[str, str], str]]:
+    return [
+        ({**settings.TRANSACTION_FLAGS, **window_params(w)}, _window_name("transactions", w))
+        for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
+    ]
+
+
+def _transactions(
+    run: Extraction, sources: Iterable[Iterable[Record]], seen: set[str] | None = None
+) -> Iterator[Record]:
+    """The one rule of both paths: each line protected and keyed (and once, given `seen`),
+    with its nested lists in a stable order."""
     for records in sources:
         for record in records:
             key = transaction_key(record)
@@ -249,6 +292,25 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
             record["transaction_key"] = key
             record["license_key"] = transaction_license_key(record)
             yield sort_nested_lists(record)
+
+
+def _files(
+    run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
+) -> Iterator[Iterator[Record]]:
+    """The records of each export of `plan`, downloaded to a scratch file (every export is
+    started first, as `_exported` does) and read back in bulk; each file is gone once read."""
+    for params, what in plan:
+        run.exporter.start(path, params, what)
+    with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
+        for number, (params, what) in enumerate(plan):
+            target = run.exporter.download(path, params, what, Path(scratch) / f"{number}.json")
+            yield bulk.file_records([target])
+            target.unlink()
+
+
+def _load_id() -> str:
+    """The id of the load package being extracted (what dlt writes as `_dlt_load_id`)."""
+    return str(dlt.current.load_package_state()["load_id"])
 
 
 def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
