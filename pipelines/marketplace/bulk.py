@@ -60,8 +60,9 @@ def file_records(files: Sequence[Path]) -> Iterator[Record]:
         connection.execute(f"set memory_limit = '{READER_MEMORY}'")
         connection.execute("set preserve_insertion_order = true")
         for path in files:
-            reader = connection.execute(
-                "select json from read_json_objects(?, format = 'array')", [str(path)]
+            reader = connection.sql(
+                "select json from read_json_objects($file, format = 'array')",
+                params={"file": str(path)},
             ).to_arrow_reader(BATCH_RECORDS)
             for batch in reader:
                 for text in batch.column(0).to_pylist():
@@ -140,7 +141,16 @@ def _to_arrow(rows: list[Record], types: Mapping[str, pa.DataType]) -> pa.Table 
             continue
         arrays.append(array)
         fields.append(name)
-    return pa.Table.from_arrays(arrays, names=fields)
+    # Non-null columns as dlt declares them (its row hash and load id, the merge key): the
+    # same nullability keeps dlt from warning that the Arrow schema differs from its own.
+    schema = pa.schema(
+        pa.field(name, array.type, nullable=array.null_count > 0 or name not in _REQUIRED)
+        for name, array in zip(fields, arrays, strict=True)
+    )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+_REQUIRED = {"_dlt_id", "_dlt_load_id", "license_key", "transaction_key"}
 
 
 def _array(values: list[Any], hint: pa.DataType | None) -> pa.Array | None:
