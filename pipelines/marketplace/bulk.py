@@ -6,9 +6,10 @@ What the per-record path does in dlt, done here per batch and column:
 - records come from DuckDB's JSON reader over the downloaded file (a chunked scan, never
   the whole array in memory), one `orjson.loads` each; the rules on records (identity,
   dedup, PII policy, nested-list order) are the very functions the per-record path calls;
-- columns are the record flattened with dlt's naming (`purchaseDetails.saleDate` ->
-  `purchase_details__sale_date`); a column whose values are all null in a batch is left
-  out, as dlt leaves out a field it has only seen as null;
+- a batch of records becomes one nested Arrow array (Arrow's C++ converter, the union of
+  the keys), flattened into columns with dlt's naming (`purchaseDetails.saleDate` ->
+  `purchase_details__sale_date`) and the resource's type hints; a column whose values are
+  all null in a batch is left out, as dlt leaves out a field it has only seen as null;
 - `_dlt_id` is dlt's own scd2 row hash (`get_row_hash` of the record), so a row written by
   either path lands on the same version; a record with a nested list goes to dlt as a
   record (see Tables), so its child rows are dlt's own;
@@ -70,7 +71,7 @@ def file_records(files: Sequence[Path]) -> Iterator[Record]:
 
 
 class Tables:
-    """Batches of one table's rows, flattened as dlt flattens them, as Arrow tables.
+    """Batches of one table's records as Arrow tables, flattened and typed as dlt would.
 
     A record that holds a non-empty list (a transaction's discounts) is kept as a record:
     dlt writes nested tables only from its own normalizer (it refuses nested tables from a
@@ -81,6 +82,7 @@ class Tables:
         self.load_id = load_id
         self.types = types
         self.rows: list[Record] = []
+        self.row_ids: list[str] = []
         self.records: list[Record] = []
 
     def __len__(self) -> int:
@@ -88,64 +90,57 @@ class Tables:
 
     def add(self, record: Record) -> None:
         """One record, as dlt would receive it from the per-record path."""
-        row = _flatten(record)
-        if row is None:
+        if _has_nested_rows(record):
             self.records.append(record)
             return
-        row["_dlt_load_id"] = self.load_id
-        row["_dlt_id"] = get_row_hash(record)
-        self.rows.append(row)
+        self.rows.append(record)
+        self.row_ids.append(get_row_hash(record))
 
     def items(self) -> Iterator[pa.Table | list[Record]]:
-        """The batch as an Arrow table (or as rows, when dlt must type them itself), then the
-        records kept as records; empties the batch."""
+        """The batch as an Arrow table (or as records, when dlt must type them itself), then
+        the records kept as records; empties the batch."""
         if self.rows:
-            yield _to_arrow(self.rows, self.types) or self.rows
+            yield _to_arrow(self.rows, self.row_ids, self.load_id, self.types) or self.rows
         if self.records:
             yield self.records
-        self.rows = []
-        self.records = []
+        self.rows, self.row_ids, self.records = [], [], []
 
 
-def _flatten(record: Mapping[str, Any]) -> Record | None:
-    """The record's columns, or None when it holds a non-empty list (a nested table)."""
-    row: Record = {}
-    stack: list[tuple[Mapping[str, Any], tuple[str, ...]]] = [(record, ())]
-    while stack:
-        current, path = stack.pop()
-        for key, value in current.items():
-            kind = type(value)
-            if kind is dict:
-                stack.append((value, (*path, key)))
-            elif kind is list:
-                if value:
-                    return None
-            elif not key.startswith("_dlt"):
-                row[_column((*path, key))] = value
-    return row
+def _has_nested_rows(record: Mapping[str, Any]) -> bool:
+    for value in record.values():
+        kind = type(value)
+        if (kind is list and value) or (kind is dict and _has_nested_rows(value)):
+            return True
+    return False
 
 
-def _to_arrow(rows: list[Record], types: Mapping[str, pa.DataType]) -> pa.Table | None:
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
+def _to_arrow(
+    rows: list[Record], row_ids: list[str], load_id: str, types: Mapping[str, pa.DataType]
+) -> pa.Table | None:
+    """The rows as one table with dlt's column names and types, or None when a field does not
+    have one type dlt would give it (it would make a variant column)."""
+    try:
+        # Arrow's own converter (C++) infers the nested struct of the union of the keys.
+        nested = pa.array(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    names: list[str] = []
     arrays: list[pa.Array] = []
-    fields: list[str] = []
-    for name in names:
-        values = [row.get(name) for row in rows]
-        array = _array(values, types.get(name))
-        if array is None:
+    for path, array in _leaves(nested, ()):
+        name = _column(path)
+        typed = _typed(array, types.get(name), rows, path)
+        if typed is False:
             return None
-        if array.null_count == len(values):
-            # dlt makes no column of a field it has only seen as null.
-            continue
-        arrays.append(array)
-        fields.append(name)
+        if typed is not None:
+            names.append(name)
+            arrays.append(typed)
+    names += ["_dlt_load_id", "_dlt_id"]
+    arrays += [pa.array([load_id] * len(rows), pa.string()), pa.array(row_ids, pa.string())]
     # Non-null columns as dlt declares them (its row hash and load id, the merge key): the
     # same nullability keeps dlt from warning that the Arrow schema differs from its own.
     schema = pa.schema(
         pa.field(name, array.type, nullable=array.null_count > 0 or name not in _REQUIRED)
-        for name, array in zip(fields, arrays, strict=True)
+        for name, array in zip(names, arrays, strict=True)
     )
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -153,36 +148,53 @@ def _to_arrow(rows: list[Record], types: Mapping[str, pa.DataType]) -> pa.Table 
 _REQUIRED = {"_dlt_id", "_dlt_load_id", "license_key", "transaction_key"}
 
 
-def _array(values: list[Any], hint: pa.DataType | None) -> pa.Array | None:
-    """The values as one Arrow array of the type dlt would give them, or None when dlt would
-    split them into variant columns (mixed types, or text under a date hint that is not one)."""
-    kinds = {type(v) for v in values if v is not None}
-    try:
-        if hint == pa.date32():
-            if not kinds <= {str}:
-                return None
-            return pa.array(values, pa.string()).cast(pa.date32())
-        if hint == pa.float64():
-            if not kinds <= {float, int}:
-                return None
-            return pa.array(values, pa.float64())
-        if len(kinds) > 1:
-            return None
-        kind = next(iter(kinds), str)
-        arrow_type = _TYPES.get(kind)
-        if arrow_type is None:
-            return None
-        return pa.array(values, arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+def _leaves(array: pa.Array, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], pa.Array]]:
+    """(key path, values) of every scalar field; `flatten` carries a missing parent's null."""
+    for field, child in zip(array.type, array.flatten(), strict=True):
+        if pa.types.is_struct(field.type):
+            yield from _leaves(child, (*path, field.name))
+        else:
+            yield (*path, field.name), child
+
+
+def _typed(
+    array: pa.Array, hint: pa.DataType | None, rows: list[Record], path: tuple[str, ...]
+) -> pa.Array | bool | None:
+    """The column as dlt would type it; None: no column (dlt makes none of a field seen only
+    as null or as empty lists); False: dlt would split it into variant columns."""
+    kind = array.type
+    if pa.types.is_null(kind) or pa.types.is_list(kind) or array.null_count == len(array):
         return None
+    if hint is not None:
+        allowed = _HINT_SOURCES[hint]
+        if not any(check(kind) for check in allowed):
+            return False
+        try:
+            return array.cast(hint)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return False  # text under a date hint that is not a date
+    if pa.types.is_floating(kind) and _holds_int(rows, path):
+        return False  # Arrow made one double column of ints and floats; dlt would not
+    if not any(check(kind) for check in _PLAIN):
+        return False
+    return array
 
 
-_TYPES: dict[type, pa.DataType] = {
-    str: pa.string(),
-    float: pa.float64(),
-    int: pa.int64(),
-    bool: pa.bool_(),
+_HINT_SOURCES = {
+    pa.date32(): (pa.types.is_string,),
+    pa.float64(): (pa.types.is_floating, pa.types.is_integer),
 }
+_PLAIN = (pa.types.is_string, pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean)
+
+
+def _holds_int(rows: list[Record], path: tuple[str, ...]) -> bool:
+    for row in rows:
+        value: Any = row
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if type(value) is int:
+            return True
+    return False
 
 
 def hinted_types(dates: Iterable[str], doubles: Iterable[str] = ()) -> dict[str, pa.DataType]:
