@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class ExportLedger:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        # Bulk backfills download the next export in a thread: one writer at a time.
+        self._lock = threading.RLock()
         self.entries: dict[str, dict[str, Any]] = {}
         if path is not None and path.exists():
             try:
@@ -45,12 +48,14 @@ class ExportLedger:
         return self.entries.get(key)
 
     def put(self, key: str, **entry: Any) -> None:
-        self.entries[key] = {**self.entries.get(key, {}), **entry}
-        self._save()
+        with self._lock:
+            self.entries[key] = {**self.entries.get(key, {}), **entry}
+            self._save()
 
     def drop(self, key: str) -> None:
-        if self.entries.pop(key, None) is not None:
-            self._save()
+        with self._lock:
+            if self.entries.pop(key, None) is not None:
+                self._save()
 
     def clear(self) -> None:
         self.entries = {}
@@ -194,7 +199,8 @@ class ExportRunner:
             if status != last:
                 log.info("%s: export %s %s", what, handle.id, status or "unknown")
                 key = next(
-                    (k for k, v in self.ledger.entries.items() if v.get("id") == handle.id), None
+                    (k for k, v in list(self.ledger.entries.items()) if v.get("id") == handle.id),
+                    None,
                 )
                 if key and status:
                     self.ledger.put(key, status=status)

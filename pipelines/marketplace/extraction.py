@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,15 +298,31 @@ def _transactions(
 def _files(
     run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
 ) -> Iterator[Iterator[Record]]:
-    """The records of each export of `plan`, downloaded to a scratch file (every export is
-    started first, as `_exported` does) and read back in bulk; each file is gone once read."""
+    """The records of each export of `plan`, downloaded to a scratch file and read back in
+    bulk. Every export is started first (as `_exported` does), and the next file downloads
+    in a thread while this one is parsed: the wait on the API overlaps our own work. Each
+    file is gone once read."""
     for params, what in plan:
         run.exporter.start(path, params, what)
     with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
-        for number, (params, what) in enumerate(plan):
-            target = run.exporter.download(path, params, what, Path(scratch) / f"{number}.json")
-            yield bulk.file_records([target])
-            target.unlink()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpac-download")
+
+        def fetch(number: int) -> Future[Path]:
+            params, what = plan[number]
+            target = Path(scratch) / f"{number}.json"
+            return pool.submit(run.exporter.download, path, params, what, target)
+
+        try:
+            pending = fetch(0) if plan else None
+            for number in range(len(plan)):
+                assert pending is not None
+                target = pending.result()
+                pending = fetch(number + 1) if number + 1 < len(plan) else None
+                yield bulk.file_records([target])
+                target.unlink()
+        finally:
+            # A run that stops early does not wait for a download nobody will read.
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _load_id() -> str:
