@@ -71,6 +71,7 @@ def marketplace(
     export_deadline_seconds: float = settings.EXPORT_DEADLINE_SECONDS,
     pii: str = settings.DEFAULT_PII,
     pii_salt: str | None = None,
+    bulk: bool = True,
     client: Any = None,
 ) -> Sequence[DltResource]:
     """One vendor's reporting data: licenses, transactions, feedback, marketing attribution
@@ -90,6 +91,8 @@ def marketplace(
         export_deadline_seconds: How long one run waits for an export before giving up.
         pii: Contact details "keep" (as sent), "hash" (HMAC-SHA256 with pii_salt) or "drop".
         pii_salt: The secret key of the hash (required with pii = "hash").
+        bulk: Backfill licenses and transactions as Arrow tables parsed from the export files
+            (False: record by record, the path incremental runs take).
         client: A ready MarketplaceClient (the runner passes the one it preflighted).
     """
     # Checked before any resource runs: a missing salt must not fail halfway through a run.
@@ -130,6 +133,8 @@ def marketplace(
         today=dt.date.today(),
         pii=pii,
         pii_salt=pii_salt,
+        bulk=bulk,
+        vendor_id=vendor_id,
     )
     # Computed once, before any resource moves a cursor, so the rows read and the rows replaced
     # cover the same months.
@@ -180,10 +185,12 @@ def marketplace(
 
 def _stamped(vendor_id: str) -> Any:
     """Adds the vendor's id to every record, in place (a copy per record would cost a large
-    backfill a second pass over its dicts)."""
+    backfill a second pass over its dicts). The bulk path's Arrow tables carry it already:
+    extraction stamps their records before it hashes them."""
 
-    def stamp(record: dict[str, Any]) -> dict[str, Any]:
-        record[VENDOR_COLUMN] = vendor_id
+    def stamp(record: Any) -> Any:
+        if isinstance(record, dict):
+            record[VENDOR_COLUMN] = vendor_id
         return record
 
     return stamp
@@ -204,7 +211,12 @@ def licenses(run: Extraction) -> Batches:
     twice (around the 2018-07 insights split, bug MP-557): one run keeps the first copy, and
     the windows are ordered so that it is the copy with data insights.
     """
-    yield from with_cursor(run, lambda start: extraction.license_records(run, start), _updated)
+    yield from with_cursor(
+        run,
+        lambda start: extraction.license_records(run, start),
+        _updated,
+        tables=lambda tracked: extraction.license_tables(run, tracked),
+    )
 
 
 @dlt.resource(
@@ -226,7 +238,12 @@ def transactions(run: Extraction) -> Batches:
     lines, and the history is what a vendor audits. `license_key` is added so that staging
     joins lines to licenses without repeating the identity rule.
     """
-    yield from with_cursor(run, lambda start: extraction.transaction_records(run, start), _updated)
+    yield from with_cursor(
+        run,
+        lambda start: extraction.transaction_records(run, start),
+        _updated,
+        tables=lambda tracked: extraction.transaction_tables(run, tracked),
+    )
 
 
 @dlt.resource(

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -395,6 +396,31 @@ class MarketplaceClient:
             yield from self._stream(handle.download_url, f"export {handle.id} download", True)
         except NotFoundError:
             raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
+
+    def download_export(self, handle: ExportHandle, target: Path) -> None:
+        """The body of a COMPLETED export written to `target` as it arrives (retried from its
+        start under the same policy; a body that does not end its JSON array is cut short)."""
+        what = f"export {handle.id} download"
+        try:
+            for attempt in self.retry.retrying(what):
+                with attempt, self._http.stream("GET", handle.download_url) as response:
+                    self._check(response)
+                    tail = b""
+                    with target.open("wb") as out:
+                        for chunk in response.iter_bytes(1 << 20):
+                            self.bytes_downloaded += len(chunk)
+                            out.write(chunk)
+                            tail = (tail + chunk)[-64:]
+                    if not tail.rstrip().endswith(b"]"):
+                        raise RetryableError("response body cut short or not a JSON array")
+        except NotFoundError:
+            raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
+        except NOT_RETRIED as error:
+            raise unreachable(self.base_url, error) from None
+        except RETRYABLE_EXCEPTIONS as error:
+            raise UserError(
+                f"the {what} kept failing ({describe(error)}); run again to resume."
+            ) from None
 
     def stream_sync_export(self, path: str, params: Params, what: str) -> Iterator[dict[str, Any]]:
         """Every record of a synchronous `.../export` endpoint in one streamed response.

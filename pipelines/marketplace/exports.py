@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class ExportLedger:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        # Bulk backfills download the next export in a thread: one writer at a time.
+        self._lock = threading.RLock()
         self.entries: dict[str, dict[str, Any]] = {}
         if path is not None and path.exists():
             try:
@@ -45,12 +48,14 @@ class ExportLedger:
         return self.entries.get(key)
 
     def put(self, key: str, **entry: Any) -> None:
-        self.entries[key] = {**self.entries.get(key, {}), **entry}
-        self._save()
+        with self._lock:
+            self.entries[key] = {**self.entries.get(key, {}), **entry}
+            self._save()
 
     def drop(self, key: str) -> None:
-        if self.entries.pop(key, None) is not None:
-            self._save()
+        with self._lock:
+            if self.entries.pop(key, None) is not None:
+                self._save()
 
     def clear(self) -> None:
         self.entries = {}
@@ -96,33 +101,42 @@ class ExportRunner:
     def records(self, path: str, params: Mapping[str, Any], what: str) -> Iterator[dict[str, Any]]:
         """Every record of the export for `params`, resuming a saved export id if there is one."""
         key = export_key(path, params)
+        handle = self.completed(path, params, what)
+        count = 0
+        start_bytes = self.client.bytes_downloaded
+        for record in self.client.stream_export(handle):
+            count += 1
+            if count % settings.PROGRESS_EVERY == 0:
+                log.info(
+                    "%s: %d records (%s) downloaded so far",
+                    what,
+                    count,
+                    megabytes(self.client.bytes_downloaded - start_bytes),
+                )
+            yield record
+        self._downloaded(key, handle, what, f"{count} records", start_bytes, records=count)
+
+    def download(self, path: str, params: Mapping[str, Any], what: str, target: Path) -> Path:
+        """The export's body, as sent (one JSON array), written to `target`: the bulk path
+        parses it from there, so a download of any size costs no memory."""
+        key = export_key(path, params)
+        handle = self.completed(path, params, what)
+        start_bytes = self.client.bytes_downloaded
+        self.client.download_export(handle, target)
+        self._downloaded(key, handle, what, "to a file", start_bytes)
+        return target
+
+    def completed(self, path: str, params: Mapping[str, Any], what: str) -> ExportHandle:
+        """The handle of the export once COMPLETED: resumed or initiated, polled to the
+        deadline, initiated again (a bounded number of times) when it FAILED or was lost."""
+        key = export_key(path, params)
         failures = 0
         deadline = self.clock() + self.deadline_seconds
         while True:
             handle = self._resume(path, key, what) or self._initiate(path, params, key, what)
             status = self._wait(handle, what, deadline)
             if status == "COMPLETED":
-                count = 0
-                start_bytes = self.client.bytes_downloaded
-                for record in self.client.stream_export(handle):
-                    count += 1
-                    if count % settings.PROGRESS_EVERY == 0:
-                        log.info(
-                            "%s: %d records (%s) downloaded so far",
-                            what,
-                            count,
-                            megabytes(self.client.bytes_downloaded - start_bytes),
-                        )
-                    yield record
-                log.info(
-                    "%s: export %s downloaded, %d records (%s)",
-                    what,
-                    handle.id,
-                    count,
-                    megabytes(self.client.bytes_downloaded - start_bytes),
-                )
-                self.ledger.put(key, status="DOWNLOADED", records=count)
-                return
+                return handle
             # FAILED, or an id the API no longer knows: start the export again, a bounded
             # number of times.
             self.ledger.drop(key)
@@ -133,6 +147,18 @@ class ExportRunner:
                     "try again later."
                 )
             log.warning("%s: export %s %s; initiating it again", what, handle.id, status or "lost")
+
+    def _downloaded(
+        self, key: str, handle: ExportHandle, what: str, how: str, start_bytes: int, **extra: Any
+    ) -> None:
+        log.info(
+            "%s: export %s downloaded, %s (%s)",
+            what,
+            handle.id,
+            how,
+            megabytes(self.client.bytes_downloaded - start_bytes),
+        )
+        self.ledger.put(key, status="DOWNLOADED", **extra)
 
     def _resume(self, path: str, key: str, what: str) -> ExportHandle | None:
         entry = self.ledger.get(key)
@@ -173,7 +199,8 @@ class ExportRunner:
             if status != last:
                 log.info("%s: export %s %s", what, handle.id, status or "unknown")
                 key = next(
-                    (k for k, v in self.ledger.entries.items() if v.get("id") == handle.id), None
+                    (k for k, v in list(self.ledger.entries.items()) if v.get("id") == handle.id),
+                    None,
                 )
                 if key and status:
                     self.ledger.put(key, status=status)

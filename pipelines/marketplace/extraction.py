@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dlt
 import orjson
 
 from pipelines.errors import UserError
-from pipelines.marketplace import settings
+from pipelines.marketplace import bulk, settings
 from pipelines.marketplace.client import MarketplaceClient, log
 from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
@@ -24,7 +26,6 @@ from pipelines.marketplace.helpers import (
     earlier,
     first_of_month,
     flatten_metric_aggregates,
-    has_insights,
     iso,
     later,
     license_key,
@@ -41,6 +42,8 @@ from pipelines.marketplace.helpers import (
 )
 
 Record = dict[str, Any]
+# Wraps a resource's records so that its cursor follows them (with_cursor).
+Tracker = Callable[[Iterable[Record]], Iterator[Record]]
 
 
 @dataclass
@@ -58,6 +61,11 @@ class Extraction:
     # The PII policy (settings.PII_MODES) and the key of its hash.
     pii: str = settings.DEFAULT_PII
     pii_salt: str | None = None
+    # Backfills of licenses and transactions through bulk.py (False: record by record, as
+    # incremental runs always read).
+    bulk: bool = True
+    # The vendor every row belongs to (settings.VENDOR_COLUMN).
+    vendor_id: str = ""
 
     def protect(self, record: Record) -> Record:
         """The record under the PII policy, before it is keyed, hashed or written."""
@@ -81,9 +89,11 @@ def with_cursor(
     records: Callable[[dt.date | None], Iterable[Record]],
     cursor_of: Callable[[Record], str | None],
     arrives_late_days: int = 0,
-) -> Iterator[list[Record]]:
+    tables: Callable[[Tracker], Iterator[Any]] | None = None,
+) -> Iterator[Any]:
     """A resource's records in batches, with its cursor kept in dlt's resource state.
 
+    `tables`, given, reads a backfill in bulk (Arrow tables, bulk.py) instead of `records`.
     `records` gets the day to read from (the saved cursor minus the look-back, widened by
     `arrives_late_days`), or None for a backfill. The cursor is the latest `cursor_of` value
     seen and is written only after the last record: dlt commits resource state together with
@@ -114,7 +124,10 @@ def with_cursor(
 
     start = run.incremental_start(saved, arrives_late_days)
     if start is None:
-        yield from batched(tracked(records(None)))
+        if tables is not None and run.bulk:
+            yield from tables(tracked)
+        else:
+            yield from batched(tracked(records(None)))
         state.pop("last_read", None)
         state["cursor"] = capped_at_api_day(newest)
         return
@@ -199,28 +212,50 @@ def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
     """Backfill: one export per insights window. Incremental: the records updated since
     `start`, in one sync export (a large vendor's look-back is hundreds of pages of 50).
     A license returned twice keeps its first copy (the windows put the insights one first)."""
-    flags = settings.LICENSE_FLAGS
     if start is None:
-        plan = [
-            (
-                {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
-                _window_name("licenses", w),
-            )
-            for w in license_windows(run.first_day)
-        ]
-        sources = _exported(run, "licenses", plan)
+        sources = _exported(run, "licenses", _license_plan(run))
     else:
-        query = {**flags, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
+        query = {
+            **settings.LICENSE_FLAGS,
+            **settings.INSIGHTS_FLAG,
+            "lastUpdated": start.isoformat(),
+        }
         sources = [exported_or_paged(run.client, "licenses", "licenses", query, "licenses")]
-    seen: dict[str, bool] = {}
+    return _licenses(run, sources)
+
+
+def license_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's licenses as Arrow tables (bulk.py): the same exports and rules."""
+    types = bulk.hinted_types(settings.LICENSE_DATE_COLUMNS)
+    records = _licenses(run, _files(run, "licenses", _license_plan(run)))
+    return bulk.batches(tracked(records), _load_id(), types)
+
+
+def _license_plan(run: Extraction) -> list[tuple[dict[str, str], str]]:
+    flags = settings.LICENSE_FLAGS
+    return [
+        (
+            {**flags, **window_params(w), **(settings.INSIGHTS_FLAG if w.insights else {})},
+            _window_name("licenses", w),
+        )
+        for w in license_windows(run.first_day)
+    ]
+
+
+def _licenses(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[Record]:
+    """The one rule of both paths: the first copy of each license, protected, keyed, with its
+    nested lists in a stable order."""
+    seen: set[str] = set()
     for records in sources:
         for record in records:
             key = license_key(record)
             if key is None or key in seen:
                 continue
-            seen[key] = has_insights(record)
+            seen.add(key)
             record = run.protect(record)
             record["license_key"] = key
+            # Stamped here, not only by the source's map: the bulk path hashes the row first.
+            record[settings.VENDOR_COLUMN] = run.vendor_id
             yield sort_nested_lists(record)
 
 
@@ -228,22 +263,36 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
     """Backfill: one export per yearly window. Incremental: the lines updated since `start`
     in one sync export (paged if it keeps failing), each line once (pages can shift while
     records are rewritten, and a retried export starts over)."""
-    flags = settings.TRANSACTION_FLAGS
-    seen: set[str] | None = None
     if start is None:
-        plan = [
-            ({**flags, **window_params(w)}, _window_name("transactions", w))
-            for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
-        ]
-        sources = _exported(run, "sales/transactions", plan)
-    else:
-        query = {**flags, "lastUpdated": start.isoformat()}
-        sources = [
-            exported_or_paged(
-                run.client, "sales/transactions", "transactions", query, "transactions"
-            )
-        ]
-        seen = set()
+        return _transactions(run, _exported(run, "sales/transactions", _transaction_plan(run)))
+    query = {**settings.TRANSACTION_FLAGS, "lastUpdated": start.isoformat()}
+    sources = [
+        exported_or_paged(run.client, "sales/transactions", "transactions", query, "transactions")
+    ]
+    return _transactions(run, sources, seen=set())
+
+
+def transaction_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's transaction lines as Arrow tables (bulk.py): the same exports and rules."""
+    types = bulk.hinted_types(
+        settings.TRANSACTION_DATE_COLUMNS, settings.TRANSACTION_AMOUNT_COLUMNS
+    )
+    records = _transactions(run, _files(run, "sales/transactions", _transaction_plan(run)))
+    return bulk.batches(tracked(records), _load_id(), types)
+
+
+def _transaction_plan(run: Extraction) -> list[tuple[dict[str, str], str]]:
+    return [
+        ({**settings.TRANSACTION_FLAGS, **window_params(w)}, _window_name("transactions", w))
+        for w in windows(run.first_day, run.today, settings.BACKFILL_WINDOW_MONTHS)
+    ]
+
+
+def _transactions(
+    run: Extraction, sources: Iterable[Iterable[Record]], seen: set[str] | None = None
+) -> Iterator[Record]:
+    """The one rule of both paths: each line protected and keyed (and once, given `seen`),
+    with its nested lists in a stable order."""
     for records in sources:
         for record in records:
             key = transaction_key(record)
@@ -254,7 +303,43 @@ def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Reco
             record = run.protect(record)
             record["transaction_key"] = key
             record["license_key"] = transaction_license_key(record)
+            record[settings.VENDOR_COLUMN] = run.vendor_id
             yield sort_nested_lists(record)
+
+
+def _files(
+    run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
+) -> Iterator[Iterator[Record]]:
+    """The records of each export of `plan`, downloaded to a scratch file and read back in
+    bulk. Every export is started first (as `_exported` does), and the next file downloads
+    in a thread while this one is parsed: the wait on the API overlaps our own work. Each
+    file is gone once read."""
+    for params, what in plan:
+        run.exporter.start(path, params, what)
+    with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpac-download")
+
+        def fetch(number: int) -> Future[Path]:
+            params, what = plan[number]
+            target = Path(scratch) / f"{number}.json"
+            return pool.submit(run.exporter.download, path, params, what, target)
+
+        try:
+            pending = fetch(0) if plan else None
+            for number in range(len(plan)):
+                assert pending is not None
+                target = pending.result()
+                pending = fetch(number + 1) if number + 1 < len(plan) else None
+                yield bulk.file_records([target])
+                target.unlink()
+        finally:
+            # A run that stops early does not wait for a download nobody will read.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_id() -> str:
+    """The id of the load package being extracted (what dlt writes as `_dlt_load_id`)."""
+    return str(dlt.current.load_package_state()["load_id"])
 
 
 def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
