@@ -140,3 +140,19 @@ def mpac_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def dlt_settings_from(folder: Path) -> Iterator[None]:
+    """dlt finds `.dlt/` in the folder its run context was first made in, once per process, so a
+    test that moves to another folder must move dlt too (and move it back for the next test)."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+    context = Container()[PluggableRunContext]
+    before = context.context.run_dir
+    context.reload(str(folder))
+    try:
+        yield
+    finally:
+        context.reload(before)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.harness import MoreVendor
 from pipelines.transform import DBT_PROJECT_DIR
-from tests.helpers import cli, configure, query
+from tests.helpers import cli, configure, dlt_settings_from, query
 
 pytestmark = pytest.mark.integration
 
@@ -249,8 +250,17 @@ def vendors_in(warehouse: Path, relation: str) -> dict[str | None, int]:
     return dict(query(warehouse, f"select vendor_id, count(*) from {relation} group by all"))
 
 
+@pytest.fixture
+def settings_from_env_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The project's .dlt/config.toml names one vendor_id: settings from the environment only."""
+    monkeypatch.chdir(tmp_path)
+    with dlt_settings_from(tmp_path):
+        yield
+
+
 # Two vendors' loads and two dbt builds: twice the work of the one-vendor tests.
 @pytest.mark.timeout(600)
+@pytest.mark.usefixtures("settings_from_env_only")
 def test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth(
     make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,8 +273,6 @@ def test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth(
     for key, value in sim.named_env({"acme": first, "beta": second}).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SOURCES__MARKETPLACE__EXPORT_POLL_SECONDS", "0.01")
-    # Settings from the environment only: the project's .dlt/config.toml names one vendor_id.
-    monkeypatch.chdir(tmp_path)
     warehouse = tmp_path / "marketplace.duckdb"
 
     # One vendor alone (by name), then every vendor in turn and one dbt build.
