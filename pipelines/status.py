@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.destinations import Destination, open_reader, resolve
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.warehouse import (
     PIPELINE_NAME,
     RAW_DATASET,
-    open_read_only,
     pipelines_dir,
     unavailable,
 )
@@ -30,9 +30,12 @@ class Status:
     pending_exports: list[dict[str, Any]]
 
 
-def read_status(warehouse: Path) -> Status:
-    """Last loads, rows per table, cursors and unfinished exports, read without writing."""
-    if not warehouse.exists():
+def read_status(warehouse: Path, destination: Destination | None = None) -> Status:
+    """Last loads, rows per table, cursors and unfinished exports, read without writing
+    (`destination`: default the configured one)."""
+    destination = destination or resolve()
+    warehouse = destination.local_path(warehouse)
+    if destination.is_duckdb and not warehouse.exists():
         raise unavailable(warehouse)
     working = pipelines_dir(warehouse) / PIPELINE_NAME
     ledger = ExportLedger(working / LEDGER_FILE)
@@ -40,7 +43,7 @@ def read_status(warehouse: Path) -> Status:
         {"what": entry.get("what"), "id": entry.get("id"), "status": entry.get("status")}
         for entry in ledger.entries.values()
     ]
-    connection = open_read_only(warehouse)
+    connection = open_reader(warehouse, destination)
     try:
         names = [
             row[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
-from tests.helpers import cli, configure
+from tests.helpers import cli, configure, query
 
 pytestmark = pytest.mark.integration
 
@@ -71,13 +72,13 @@ def mpac(*args: str) -> None:
 
 
 def mart_rows(warehouse: Path, relation: str, columns: list[str]) -> list[dict[str, Any]]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        cursor = connection.execute(f"select {', '.join(columns)} from {relation}")
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    rows = query(warehouse, f"select {', '.join(columns)} from {relation}")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def same(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, float) or isinstance(actual, float):
+    # Postgres returns numeric columns as Decimal, DuckDB as float: both compare as numbers.
+    if isinstance(expected, float | Decimal) or isinstance(actual, float | Decimal):
         if expected is None or actual is None:
             return expected is None and actual is None
         return math.isclose(float(expected), float(actual), rel_tol=1e-9, abs_tol=AMOUNT_TOLERANCE)
@@ -117,19 +118,17 @@ def transform(warehouse: Path, as_of: date | None = None, severity: str = "error
 
 
 def reconciliation_gaps(warehouse: Path) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        (checked,) = connection.execute(
-            "select count(*) from marts.rpt_metric_reconciliation"
-        ).fetchone() or (0,)
-        assert checked > 0, "no Atlassian figures were reconciled"
-        return connection.execute(
-            "select metric, month, addon_key, segment, denominator_difference, "
-            "numerator_difference from marts.rpt_metric_reconciliation where not is_matched"
-        ).fetchall()
+    ((checked,),) = query(warehouse, "select count(*) from marts.rpt_metric_reconciliation")
+    assert checked > 0, "no Atlassian figures were reconciled"
+    return query(
+        warehouse,
+        "select metric, month, addon_key, segment, denominator_difference, "
+        "numerator_difference from marts.rpt_metric_reconciliation where not is_matched",
+    )
 
 
 def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, destination: str
 ) -> None:
     sim = make_simulator(size="small")
     configure(monkeypatch, sim)
