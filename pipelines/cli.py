@@ -139,6 +139,16 @@ WaitOption = Annotated[
         "stop at once with exit 2).",
     ),
 ]
+DestinationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--destination",
+        help="duckdb (default) or postgres; default dlt's destination_type setting "
+        "([pipelines.marketplace] in .dlt/config.toml, or $DESTINATION_TYPE). Postgres "
+        "credentials: [destination.postgres] in .dlt/secrets.toml or "
+        "$DESTINATION__POSTGRES__CREDENTIALS.",
+    ),
+]
 PublishOption = Annotated[
     str | None,
     typer.Option(
@@ -219,6 +229,7 @@ def run(
     notify: NotifyOption = None,
     wait: WaitOption = 0,
     vendor: VendorOption = None,
+    destination: DestinationOption = None,
 ) -> None:
     """Extract from the Marketplace API and load into the warehouse, then transform.
 
@@ -227,6 +238,7 @@ def run(
 
     from pipelines import runner
     from pipelines.config import read_vendors
+    from pipelines.destinations import resolve
     from pipelines.logs import logged_run
     from pipelines.notify import notify_url
     from pipelines.warehouse import publish_path, warehouse_path
@@ -234,12 +246,13 @@ def run(
     path = warehouse_path(warehouse)
     url = notify_url(notify)
     try:
+        chosen = resolve(destination)
         vendors = read_vendors(vendor)
         with logged_run(
             "mpac run",
             vendor=",".join(config.vendor_id for config in vendors),
             api_version=",".join(sorted({config.api_version for config in vendors})),
-            warehouse=str(path),
+            warehouse=chosen.describe(path),
         ) as record:
             result = runner.run(
                 path,
@@ -250,6 +263,7 @@ def run(
                 vendors=vendors,
                 wait=wait,
                 publish=publish_path(publish),
+                destination=chosen,
             )
             record.rows = sum(result.rows.values())
             record.extra["mode"] = "backfill" if result.backfill else "incremental"
@@ -263,9 +277,8 @@ def run(
     console = Console()
     if not console.is_terminal:
         return
-    table = Table(
-        title=f"Loaded into {path.name} ({'backfill' if result.backfill else 'incremental'})"
-    )
+    where = path.name if chosen.is_duckdb else chosen.describe(path)
+    table = Table(title=f"Loaded into {where} ({'backfill' if result.backfill else 'incremental'})")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, count in sorted(result.rows.items()):
@@ -278,14 +291,17 @@ def run(
 @friendly_errors
 def status(
     warehouse: WarehouseOption = None,
+    destination: DestinationOption = None,
 ) -> None:
     """Last loads, rows per table, saved cursors and exports still pending."""
     from rich.table import Table
 
+    from pipelines.destinations import resolve
     from pipelines.status import read_status
     from pipelines.warehouse import warehouse_path
 
-    found = read_status(warehouse_path(warehouse))
+    chosen = resolve(destination)
+    found = read_status(warehouse_path(warehouse), chosen)
     console = Console()
     loads = Table(title="Last loads")
     for column in ("load id", "status", "loaded at"):
@@ -294,7 +310,8 @@ def status(
         ok = "ok" if load["status"] == 0 else str(load["status"])
         loads.add_row(str(load["load_id"]), ok, str(load["inserted_at"])[:19])
     console.print(loads)
-    tables = Table(title=f"Tables in {found.warehouse.name}")
+    where = found.warehouse.name if chosen.is_duckdb else chosen.describe(found.warehouse)
+    tables = Table(title=f"Tables in {where}")
     tables.add_column("table")
     tables.add_column("rows", justify="right")
     tables.add_column("current versions", justify="right")
@@ -339,14 +356,21 @@ def transform(
     ),
     publish: PublishOption = None,
     wait: WaitOption = 0,
+    destination: DestinationOption = None,
 ) -> None:
     """Build the dbt marts from the loaded raw tables and run every dbt test (dbt build)."""
     import json
     from datetime import date
 
+    from pipelines.destinations import resolve
     from pipelines.transform import run_transform
-    from pipelines.warehouse import warehouse_path
+    from pipelines.warehouse import publish_path, warehouse_path
 
+    target = resolve(destination)
+    if not target.is_duckdb and publish_path(publish) is not None:
+        from pipelines.runner import publish_is_duckdb_only
+
+        raise publish_is_duckdb_only()
     chosen: dict[str, object] = {}
     if dbt_vars:
         try:
@@ -363,10 +387,21 @@ def transform(
             raise UserError(f"--as-of must be a date (YYYY-MM-DD), not {as_of!r}.") from None
     from pipelines.writing import writer_lock
 
-    path = warehouse_path(warehouse)
+    path = target.local_path(warehouse_path(warehouse))
     with writer_lock(path, wait):
-        run_transform(path, select=select, vars=chosen or None)
+        run_transform(path, select=select, vars=chosen or None, destination=target)
         _publish(path, publish)
+
+
+def _duckdb_only(command: str) -> None:
+    """Report, dashboard, digest and docs read a DuckDB file: on Postgres, say so plainly."""
+    from pipelines.destinations import destination_name
+
+    if destination_name() != "duckdb":
+        raise UserError(
+            f"mpac {command} reads a DuckDB warehouse; on Postgres query the marts schema "
+            "directly (or set DESTINATION_TYPE=duckdb for a DuckDB one)."
+        )
 
 
 @app.command()
@@ -383,6 +418,7 @@ def report(
     vendor: ReadVendorOption = None,
 ) -> None:
     """The last months of churn, renewal, conversion and MRR per app, from the marts."""
+    _duckdb_only("report")
     from pipelines.report import print_report
     from pipelines.warehouse import warehouse_path
 
@@ -405,6 +441,7 @@ def dashboard(
     vendor: ReadVendorOption = None,
 ) -> None:
     """Write the dashboard: one offline HTML file of charts (opens with no server)."""
+    _duckdb_only("dashboard")
     from pipelines.dashboard import write_dashboard
     from pipelines.warehouse import warehouse_path
 
@@ -427,6 +464,7 @@ def digest(
     vendor: ReadVendorOption = None,
 ) -> None:
     """What is new since the last digest, as Markdown (and to a chat webhook)."""
+    _duckdb_only("digest")
     from pipelines.digest import run_digest
     from pipelines.notify import notify_url
     from pipelines.warehouse import warehouse_path
@@ -441,6 +479,7 @@ def digest(
 @friendly_errors
 def docs(warehouse: WarehouseOption = None) -> None:
     """Build dbt's documentation of the warehouse as one static HTML page."""
+    _duckdb_only("docs")
     from pipelines.docs import build_docs
     from pipelines.warehouse import warehouse_path
 

@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipelines.config import SourceConfig, legacy_owner_id, read_vendors
+from pipelines.destinations import (
+    Destination,
+    QmarkConnection,
+    advisory_lock,
+    dlt_destination,
+    explain_postgres_error,
+    postgres_connect,
+    resolve,
+)
 from pipelines.errors import (
     Interrupted,
     LandedButFailed,
@@ -85,26 +94,40 @@ class RunResult:
     vendors: dict[str, Loaded] | None = None
 
 
-def _pipeline(warehouse: Path, name: str) -> Any:
-    """dlt loads into the shadow copy of the warehouse, never into the file readers open."""
+def _pipeline(warehouse: Path, name: str, destination: Destination) -> Any:
+    """dlt loads into the shadow copy of a DuckDB warehouse, never into the file readers open;
+    on Postgres into the raw schema (readers' marts change only when dbt swaps them in)."""
     import dlt
 
     from pipelines.progress import dlt_collector
 
-    shadow_path(warehouse).parent.mkdir(parents=True, exist_ok=True)
+    if destination.is_duckdb:
+        shadow_path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(pipelines_dir(warehouse)),
-        destination=dlt.destinations.duckdb(str(shadow_path(warehouse))),
+        destination=dlt_destination(destination, shadow_path(warehouse)),
         dataset_name=RAW_DATASET,
         # Bars for extract, normalize and load in a terminal; silent in a log file.
         progress=dlt_collector(),
     )
 
 
-def landed_loads(warehouse: Path) -> set[str]:
+def landed_loads(warehouse: Path, destination: Destination | None = None) -> set[str]:
     """The load ids the warehouse records as complete: what landed, whatever dlt's folder says."""
     import duckdb
+
+    if destination is not None and not destination.is_duckdb:
+        import psycopg2
+
+        with QmarkConnection(postgres_connect(destination, read_only=True)) as connection:
+            try:
+                found = connection.execute(
+                    f"select load_id from {RAW_DATASET}._dlt_loads where status = 0"
+                ).fetchall()
+            except psycopg2.errors.UndefinedTable:
+                return set()
+        return {str(row[0]) for row in found}
 
     if not warehouse.exists():
         return set()
@@ -137,7 +160,9 @@ def loader_file_format() -> str:
     return str(dlt.config.get("load.loader_file_format") or "parquet")
 
 
-def explain(error: BaseException, warehouse: Path) -> BaseException:
+def explain(
+    error: BaseException, warehouse: Path, destination: Destination | None = None
+) -> BaseException:
     """One sentence for what went wrong in the extract or load, when it is something the user
     meets (dlt wraps what a resource raises: PipelineStepFailed > ResourceExtractionError >
     ...); else the error itself, a bug to show as is."""
@@ -149,6 +174,11 @@ def explain(error: BaseException, warehouse: Path) -> BaseException:
     path = not_writable_path(error)
     if path is not None:
         return UserError(not_writable(path))
+    if destination is not None and not destination.is_duckdb:
+        # dlt wraps psycopg2's error (a server gone mid-load, a revoked password) in its own.
+        cause = in_chain(error, lambda e: explain_postgres_error(e, destination) is not None)
+        if cause is not None:
+            return explain_postgres_error(cause, destination) or error
     if "Could not set lock" in str(error):
         # Another process (a BI tool, a second run) holds DuckDB's write lock.
         return unavailable(warehouse, then="what this run extracted is kept and loaded first")
@@ -222,11 +252,20 @@ def run(
     retry: RetryPolicy | None = None,
     wait: float = 0,
     publish: Path | None = None,
+    destination: Destination | None = None,
 ) -> RunResult:
     """Preflight, then extract and load with dlt for each vendor in turn, then (optionally) one
     dbt transform and the readers' copy, all under the warehouse's writer lock (`wait`:
     seconds to wait for it). `config` is one vendor; `vendors` several; neither: every vendor
-    configured."""
+    configured.
+
+    `destination`: default the configured one (destinations.resolve); on Postgres `warehouse`
+    only names where the run's local files go (Destination.local_path).
+    """
+    destination = destination or resolve()
+    if publish is not None and not destination.is_duckdb:
+        raise publish_is_duckdb_only()
+    warehouse = destination.local_path(warehouse)
     if since is not None:
         past_date(since, "--since")
         backfill = True
@@ -240,12 +279,15 @@ def run(
         for client in clients:
             # Before the lock: a wrong token or vendor must leave no folder behind.
             preflight(client)
+        if not destination.is_duckdb:
+            # An unreachable server or a wrong password: said before any folder is made.
+            postgres_connect(destination).close()
         _quiet_dlt_tracebacks()
-        with writer_lock(warehouse, wait):
+        with writer_lock(warehouse, wait), advisory_lock(destination, wait):
             for vendor, client in zip(vendors, clients, strict=True):
                 try:
                     loaded[vendor.name] = _load_vendor(
-                        warehouse, vendor, client, backfill, since, chosen, owner
+                        warehouse, destination, vendor, client, backfill, since, chosen, owner
                     )
                 except UserError as error:
                     if not loaded or isinstance(error, LandedButFailed):
@@ -254,18 +296,22 @@ def run(
                     raise LandedButFailed(
                         f"vendor {', '.join(loaded)} landed, but vendor {vendor.name}: {error}"
                     ) from None
-            return _after_loads(warehouse, loaded, transform, publish)
+            return _after_loads(warehouse, destination, loaded, transform, publish)
     finally:
         for client in clients:
             client.close()
 
 
 def _after_loads(
-    warehouse: Path, loaded: dict[str, Loaded], transform: bool, publish: Path | None
+    warehouse: Path,
+    destination: Destination,
+    loaded: dict[str, Loaded],
+    transform: bool,
+    publish: Path | None,
 ) -> RunResult:
     """One dbt build and one readers' copy for every vendor loaded (still under the lock)."""
     summary = (
-        after_landing(lambda: run_transform(warehouse), warehouse)
+        after_landing(lambda: run_transform(warehouse, destination), warehouse)
         if transform
         else "skipped (--no-transform)"
     )
@@ -294,6 +340,7 @@ def _after_loads(
 
 def _load_vendor(
     warehouse: Path,
+    destination: Destination,
     config: SourceConfig,
     client: MarketplaceClient,
     backfill: bool,
@@ -301,14 +348,16 @@ def _load_vendor(
     chosen: list[str] | None,
     owner: str | None,
 ) -> Loaded:
-    """One vendor's extract and load, landed whole through a shadow copy (under the lock)."""
+    """One vendor's extract and load, landed whole (DuckDB: through a shadow copy), under the
+    lock."""
     from pipelines.marketplace import marketplace
 
-    pipeline = _pipeline(warehouse, config.pipeline_name)
+    pipeline = _pipeline(warehouse, config.pipeline_name, destination)
     working = Path(pipeline.working_dir)
     try:
-        open_shadow(warehouse)
-        restored = restore_unlanded(working, landed_loads(warehouse))
+        if destination.is_duckdb:
+            open_shadow(warehouse)
+        restored = restore_unlanded(working, landed_loads(warehouse, destination))
         if restored:
             log.info("loading again, from its start, what a stopped run left behind")
         if not pipeline.has_pending_data:
@@ -335,14 +384,15 @@ def _load_vendor(
         normalized = pipeline.normalize()
         load_ids = snapshot_packages(working)
         info = pipeline.load()
-        # The one moment the load lands: readers see all of it or none of it.
-        swap_in(warehouse)
+        if destination.is_duckdb:
+            # The one moment the load lands: readers see all of it or none of it.
+            swap_in(warehouse)
     except UserError:
         raise
     except (Exception, KeyboardInterrupt) as error:
         if is_disk_full(error):
             raise disk_full(warehouse, "nothing landed") from None
-        explained = explain(error, warehouse)
+        explained = explain(error, warehouse, destination)
         if explained is error:
             raise
         raise explained from None
@@ -375,7 +425,14 @@ def after_landing(step: Callable[[], T], warehouse: Path) -> T:
         raise LandedButFailed(not_writable(path, then="the load landed")) from None
 
 
-def run_transform(warehouse: Path) -> str:
+def publish_is_duckdb_only() -> UserError:
+    return UserError(
+        "--publish (and MPAC_PUBLISH) copies a DuckDB file for BI tools: on Postgres they read "
+        "the marts schema directly, so leave it unset."
+    )
+
+
+def run_transform(warehouse: Path, destination: Destination | None = None) -> str:
     """The dbt step after a load: `dbt build`, summarised.
 
     Raises:
@@ -384,7 +441,7 @@ def run_transform(warehouse: Path) -> str:
     from pipelines.transform import run_transform as dbt_build
 
     try:
-        return str(dbt_build(warehouse))
+        return str(dbt_build(warehouse, destination=destination))
     except UserError as error:
         reason = str(error).rstrip(".")
         raise LandedButFailed(

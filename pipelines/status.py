@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import DEFAULT_VENDOR
+from pipelines.destinations import Destination, open_reader, resolve
 from pipelines.marketplace.exports import LEDGER_FILE, ExportLedger
 from pipelines.warehouse import (
     PIPELINE_NAME,
     RAW_DATASET,
-    open_read_only,
     pipelines_dir,
     unavailable,
 )
@@ -31,9 +31,12 @@ class Status:
     pending_exports: list[dict[str, Any]]
 
 
-def read_status(warehouse: Path) -> Status:
-    """Last loads, rows per table, cursors and unfinished exports, read without writing."""
-    if not warehouse.exists():
+def read_status(warehouse: Path, destination: Destination | None = None) -> Status:
+    """Last loads, rows per table, cursors and unfinished exports, read without writing
+    (`destination`: default the configured one)."""
+    destination = destination or resolve()
+    warehouse = destination.local_path(warehouse)
+    if destination.is_duckdb and not warehouse.exists():
         raise unavailable(warehouse)
     # One dlt pipeline per vendor (config.SourceConfig.pipeline_name), each its own ledger.
     folders = sorted(pipelines_dir(warehouse).glob(f"{PIPELINE_NAME}*"))
@@ -42,7 +45,7 @@ def read_status(warehouse: Path) -> Status:
         for working in folders
         for entry in ExportLedger(working / LEDGER_FILE).entries.values()
     ]
-    connection = open_read_only(warehouse)
+    connection = open_reader(warehouse, destination)
     try:
         names = [
             row[0]
@@ -93,10 +96,13 @@ def _landed_cursors(connection: Any) -> dict[str, Any]:
     """
     from dlt.common.versioned_state import decompress_state
 
+    # Portable SQL (DuckDB and Postgres): the newest version per pipeline, no qualify.
+    table = f"{RAW_DATASET}._dlt_pipeline_state"
     rows = connection.execute(
-        f"select pipeline_name, state from {RAW_DATASET}._dlt_pipeline_state "
-        "where pipeline_name = ? or starts_with(pipeline_name, ?) "
-        "qualify row_number() over (partition by pipeline_name order by version desc) = 1 "
+        f"select pipeline_name, state from {table} as saved "
+        "where (pipeline_name = ? or starts_with(pipeline_name, ?)) and version = ("
+        f"select max(version) from {table} as other "
+        "where other.pipeline_name = saved.pipeline_name) "
         "order by pipeline_name",
         [PIPELINE_NAME, f"{PIPELINE_NAME}__"],
     ).fetchall()

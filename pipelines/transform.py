@@ -15,9 +15,18 @@ from typing import Any
 
 from rich.console import Console
 
+from pipelines.destinations import (
+    Destination,
+    advisory_lock,
+    dbt_environment,
+    drop_shadow_schemas,
+    open_reader,
+    resolve,
+    swap_shadow_schemas,
+)
 from pipelines.errors import Interrupted, UserError
 from pipelines.progress import dbt_progress
-from pipelines.warehouse import RAW_DATASET, WAREHOUSE_ENV, open_read_only
+from pipelines.warehouse import RAW_DATASET
 from pipelines.writing import discard_shadow, is_disk_full, open_shadow, swap_in, writer_lock
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
@@ -132,9 +141,9 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _check_raw_tables(warehouse: Path) -> None:
+def _check_raw_tables(warehouse: Path, destination: Destination) -> None:
     """Fail with one sentence when there is nothing to transform yet."""
-    with open_read_only(warehouse) as connection:
+    with open_reader(warehouse, destination) as connection:
         found = connection.execute(
             "select count(*) from information_schema.tables "
             "where table_schema = ? and table_name in ('licenses', 'transactions')",
@@ -222,6 +231,7 @@ def run_transform(
     vars: dict[str, Any] | None = None,
     console: Console | None = None,
     wait: float = 0,
+    destination: Destination | None = None,
 ) -> TransformResult:
     """Run `dbt build` (models and data tests) on the warehouse, in this process.
 
@@ -231,6 +241,7 @@ def run_transform(
         vars: dbt vars, e.g. `{"as_of_date": "2026-06-30", "grace_days": 14}`.
         console: Where to print the summary (default: stderr).
         wait: Seconds to wait for a run in progress on the warehouse (default: fail at once).
+        destination: DuckDB or Postgres (default: the configured one, destinations.resolve).
 
     Returns:
         The counts of models built and tests passed, and the names of the warnings.
@@ -240,14 +251,32 @@ def run_transform(
     """
     console = console or Console(stderr=True)
     vars = validate_vars(vars or {})
-    warehouse = Path(warehouse).expanduser().resolve()
+    destination = destination or resolve()
+    warehouse = destination.local_path(Path(warehouse).expanduser().resolve())
+    if not destination.is_duckdb:
+        if select:
+            # The marts are swapped in as one set of schemas: a part cannot be built alone.
+            raise UserError(
+                "--select is DuckDB-only: on Postgres `mpac transform` builds every model into "
+                "shadow schemas and swaps them in together; leave --select out."
+            )
+        with writer_lock(warehouse, wait), advisory_lock(destination, wait):
+            _check_raw_tables(warehouse, destination)
+            drop_shadow_schemas(destination)
+            try:
+                summary = _build(destination, warehouse, warehouse, select, vars, console)
+            except BaseException:
+                drop_shadow_schemas(destination)
+                raise
+            swap_shadow_schemas(destination)
+        return summary
     with writer_lock(warehouse, wait):
-        _check_raw_tables(warehouse)
+        _check_raw_tables(warehouse, destination)
         # dbt builds a shadow copy, swapped in only when every model and test passed: a failed
         # build changes nothing a reader sees (DECISIONLOG, "A failed transform...").
         try:
             shadow = open_shadow(warehouse)
-            summary = _build(shadow, warehouse, select, vars, console)
+            summary = _build(destination, shadow, warehouse, select, vars, console)
             swap_in(warehouse)
         except OSError as error:
             discard_shadow(warehouse)
@@ -263,12 +292,15 @@ def run_transform(
     return summary
 
 
-def dbt_arguments(command: list[str], warehouse: Path) -> list[str]:
-    """A dbt command over this project, its target and logs kept beside `warehouse` (never in
-    dbt/, which a read-only install or a second warehouse would share)."""
+def dbt_arguments(command: list[str], warehouse: Path, target: str = "local") -> list[str]:
+    """A dbt command over this project and a profile `target`, its artefacts and logs kept
+    beside `warehouse` (never in dbt/, which a read-only install or a second warehouse would
+    share)."""
     artifacts = dbt_artifacts_dir(warehouse)
     return [
         *command,
+        "--target",
+        target,
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -282,19 +314,23 @@ def dbt_arguments(command: list[str], warehouse: Path) -> list[str]:
 
 
 def _build(
+    destination: Destination,
     shadow: Path,
     warehouse: Path,
     select: str | None,
     vars: dict[str, Any] | None,
     console: Console,
 ) -> TransformResult:
-    """`dbt build` into `shadow`; raises a UserError naming what failed."""
+    """`dbt build` into `shadow` (DuckDB) or the `__next` schemas (Postgres); raises a
+    UserError naming what failed."""
     from dbt.cli.main import dbtRunner
 
     artifacts = dbt_artifacts_dir(warehouse)
     # Unit tests check the SQL, not the data: they run in the test suite (tests/marts), and in
     # every production build they only cost time (46 s of node time on the 100k vendor).
-    args = dbt_arguments(["build", "--exclude-resource-type", "unit_test"], warehouse)
+    args = dbt_arguments(
+        ["build", "--exclude-resource-type", "unit_test"], warehouse, destination.dbt_target
+    )
     if select:
         args += ["--select", select]
     if vars:
@@ -302,7 +338,10 @@ def _build(
     started = time.perf_counter()
     # profiles.yml reads the warehouse from $MPAC_WAREHOUSE: pass the absolute path, since a
     # relative one would be read from dbt's working directory.
-    env = {WAREHOUSE_ENV: str(shadow), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **dbt_environment(destination, shadow, shadow=True),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     with _environment(env), dbt_progress(console) as callbacks:
         try:
             runner = dbtRunner(callbacks=callbacks) if callbacks else dbtRunner()

@@ -42,9 +42,21 @@ def configure(monkeypatch: pytest.MonkeyPatch, sim: Any, version: str = "v2", **
 
 
 def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of one query, read-only (never holds the write lock)."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        return connection.execute(sql).fetchall()
+    """Rows of one query, read-only (never holds the write lock), on the destination the
+    environment chooses (the `destination` fixture sets it), as the app reads it."""
+    from pipelines.destinations import open_reader, resolve
+
+    destination = resolve()
+    if destination.is_duckdb:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+    with open_reader(warehouse, destination) as connection:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` (postgresql://...) naming another database."""
+    return f"{url.rsplit('/', 1)[0]}/{database}"
 
 
 def copy_warehouse(warehouse: Path, folder: Path) -> Path:

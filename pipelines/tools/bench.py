@@ -5,6 +5,10 @@ rows/s, peak RSS and the ratio to the ceiling measured in the same run. The ceil
 `read_json` of the very export files the backfill downloads, so a busy machine slows both sides
 alike and the ratio stays comparable. Every phase runs in its own process (the simulator too),
 so each peak RSS is that process's alone (os.wait4). A benchmark asserts nothing.
+
+When a Postgres is at hand ($MPAC_BENCH_POSTGRES_URL, whose user may create a database, or a
+throwaway server started from the machine's binaries), the same runs are timed into Postgres
+too, beside DuckDB's, on the same simulated vendor.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,39 +208,17 @@ def bench_size(size: str, seed: str) -> list[Phase]:
             for path in folder.glob("*.json"):
                 path.unlink()
             warehouse = str(folder / "bench.duckdb")
-            steps = [
-                ("backfill licenses + transactions", ["--resources", "licenses,transactions"]),
-                (
-                    "backfill other resources",
-                    [
-                        "--resources",
-                        "feedback,marketing_attribution,metric_aggregates,metric_events",
-                    ],
-                ),
-                # The first incremental run re-reads and loads its look-back windows; the next
-                # finds them unchanged (nothing changed in between): that is the no-op run.
-                ("first incremental run", []),
-                ("no-op incremental run", []),
-            ]
-            for name, extra in steps:
-                seconds, peak, cpu, code = timed(
-                    _mpac("run", "--no-transform", "--warehouse", warehouse, *extra), env
-                )
-                first = name.startswith("backfill licenses")
-                phases.append(
-                    Phase(
-                        name,
-                        seconds,
-                        rows if first else None,
-                        peak,
-                        cpu,
-                        compare=first,
-                        note="" if code == 0 else f"exit {code}",
-                    )
-                )
-            seconds, peak, cpu, code = timed(_mpac("transform", "--warehouse", warehouse))
-            note = "" if code == 0 else f"exit {code}"
-            phases.append(Phase("dbt build", seconds, None, peak, cpu, note=note))
+            phases += pipeline_phases(warehouse, env, rows, "")
+            with bench_postgres() as postgres:
+                if postgres is None:
+                    phases.append(Phase("postgres", 0, note=NO_POSTGRES))
+                else:
+                    pg_env = {
+                        **env,
+                        "DESTINATION_TYPE": "postgres",
+                        "DESTINATION__POSTGRES__CREDENTIALS": postgres,
+                    }
+                    phases += pipeline_phases(warehouse, pg_env, rows, "postgres: ")
     finally:
         simulator.terminate()
         simulator.wait(timeout=60)
@@ -244,6 +229,81 @@ def _serving(name: str, seconds: float, rows: int, size_bytes: int) -> Phase:
     megabytes = size_bytes / 2**20
     note = f"{megabytes:,.0f} MB, {megabytes / seconds:,.1f} MB/s"
     return Phase(name, seconds, rows, compare=True, note=note)
+
+
+NO_POSTGRES = "skipped: no $MPAC_BENCH_POSTGRES_URL and no pg_ctl to start a server"
+BENCH_POSTGRES_ENV = "MPAC_BENCH_POSTGRES_URL"
+
+
+@contextmanager
+def bench_postgres() -> Iterator[str | None]:
+    """A fresh database for the Postgres phases (dropped afterwards), or None without one."""
+    import psycopg2
+
+    from pipelines.tools.postgres_server import find_pg_ctl, throwaway_postgres
+
+    given = os.environ.get(BENCH_POSTGRES_ENV)
+    pg_ctl = None if given else find_pg_ctl()
+    if not given and pg_ctl is None:
+        yield None
+        return
+    with throwaway_postgres(pg_ctl) if pg_ctl else _as_is(given) as server:
+        name = f"mpac_bench_{secrets.token_hex(4)}"
+        admin = psycopg2.connect(server)
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f"create database {name}")
+        try:
+            yield f"{server.rsplit('/', 1)[0]}/{name}"
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f"drop database if exists {name} with (force)")
+            admin.close()
+
+
+@contextmanager
+def _as_is(url: str | None) -> Iterator[str]:
+    assert url is not None
+    yield url
+
+
+def pipeline_phases(warehouse: str, env: dict[str, str], rows: int, prefix: str) -> list[Phase]:
+    """Backfill, incremental and no-op runs, then dbt build, each in its own process."""
+    phases: list[Phase] = []
+    steps = [
+        ("backfill licenses + transactions", ["--resources", "licenses,transactions"]),
+        (
+            "backfill other resources",
+            [
+                "--resources",
+                "feedback,marketing_attribution,metric_aggregates,metric_events",
+            ],
+        ),
+        # The first incremental run re-reads and loads its look-back windows; the next
+        # finds them unchanged (nothing changed in between): that is the no-op run.
+        ("first incremental run", []),
+        ("no-op incremental run", []),
+    ]
+    for name, extra in steps:
+        seconds, peak, cpu, code = timed(
+            _mpac("run", "--no-transform", "--warehouse", warehouse, *extra), env
+        )
+        first = name.startswith("backfill licenses")
+        phases.append(
+            Phase(
+                prefix + name,
+                seconds,
+                rows if first else None,
+                peak,
+                cpu,
+                compare=first,
+                note="" if code == 0 else f"exit {code}",
+            )
+        )
+    seconds, peak, cpu, code = timed(_mpac("transform", "--warehouse", warehouse), env)
+    note = "" if code == 0 else f"exit {code}"
+    phases.append(Phase(prefix + "dbt build", seconds, None, peak, cpu, note=note))
+    return phases
 
 
 def _wait_for(url: str, process: subprocess.Popen[Any], timeout: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +79,15 @@ def mpac(*args: str) -> None:
 def mart_rows(
     warehouse: Path, relation: str, columns: list[str], vendor_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """The rows of a mart (of one vendor's, with `vendor_id`)."""
-    where = "" if vendor_id is None else " where vendor_id = ?"
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        cursor = connection.execute(
-            f"select {', '.join(columns)} from {relation}{where}",
-            [] if vendor_id is None else [vendor_id],
-        )
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    """The rows of a mart (of one vendor's, with `vendor_id`), on DuckDB or Postgres (query)."""
+    where = "" if vendor_id is None else f" where vendor_id = '{int(vendor_id)}'"
+    rows = query(warehouse, f"select {', '.join(columns)} from {relation}{where}")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def same(expected: Any, actual: Any) -> bool:
-    if isinstance(expected, float) or isinstance(actual, float):
+    # Postgres returns numeric columns as Decimal, DuckDB as float: both compare as numbers.
+    if isinstance(expected, float | Decimal) or isinstance(actual, float | Decimal):
         if expected is None or actual is None:
             return expected is None and actual is None
         return math.isclose(float(expected), float(actual), rel_tol=1e-9, abs_tol=AMOUNT_TOLERANCE)
@@ -134,19 +132,17 @@ def transform(warehouse: Path, as_of: date | None = None, severity: str = "error
 
 
 def reconciliation_gaps(warehouse: Path) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        (checked,) = connection.execute(
-            "select count(*) from marts.rpt_metric_reconciliation"
-        ).fetchone() or (0,)
-        assert checked > 0, "no Atlassian figures were reconciled"
-        return connection.execute(
-            "select metric, month, addon_key, segment, denominator_difference, "
-            "numerator_difference from marts.rpt_metric_reconciliation where not is_matched"
-        ).fetchall()
+    ((checked,),) = query(warehouse, "select count(*) from marts.rpt_metric_reconciliation")
+    assert checked > 0, "no Atlassian figures were reconciled"
+    return query(
+        warehouse,
+        "select metric, month, addon_key, segment, denominator_difference, "
+        "numerator_difference from marts.rpt_metric_reconciliation where not is_matched",
+    )
 
 
 def test_marts_equal_ground_truth_after_backfill_and_after_time_travel(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, destination: str
 ) -> None:
     sim = make_simulator(size="small")
     configure(monkeypatch, sim)

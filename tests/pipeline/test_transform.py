@@ -55,7 +55,7 @@ def fake_dbt(monkeypatch: pytest.MonkeyPatch) -> type[FakeRunner]:
     ]
     FakeRunner.exception = None
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", FakeRunner)
-    monkeypatch.setattr(transform, "_check_raw_tables", lambda warehouse: None)
+    monkeypatch.setattr(transform, "_check_raw_tables", lambda warehouse, destination: None)
     monkeypatch.delenv("MPAC_WAREHOUSE", raising=False)
     return FakeRunner
 
@@ -139,8 +139,10 @@ def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.chdir(tmp_path)  # the command takes the writer lock beside the warehouse
     seen: dict[str, Any] = {}
 
-    def fake_run(warehouse: Path, select: str | None = None, vars: Any = None) -> None:
-        seen.update(warehouse=warehouse, select=select, vars=vars)
+    def fake_run(
+        warehouse: Path, select: str | None = None, vars: Any = None, destination: Any = None
+    ) -> None:
+        seen.update(warehouse=warehouse, select=select, vars=vars, destination=destination)
 
     monkeypatch.setattr(transform, "run_transform", fake_run)
     result = CliRunner().invoke(
@@ -150,6 +152,7 @@ def test_cli_passes_as_of_and_vars(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert seen["vars"] == {"a": 1, "as_of_date": "2026-06-30"}
     assert seen["warehouse"].name == "w.duckdb"
+    assert seen["destination"].name == "duckdb"  # the default: one setting chooses it
 
 
 @pytest.mark.parametrize(
