@@ -4,6 +4,7 @@ cannot be read."""
 import duckdb
 import pytest
 
+from pipelines.destinations import resolve
 from pipelines.errors import UserError
 from pipelines.runner import _pipeline
 from pipelines.warehouse import open_read_only
@@ -13,7 +14,7 @@ from tests.helpers import write_lock_held
 @pytest.mark.integration
 def test_the_warehouse_connection_is_memory_capped_by_the_project_config(tmp_path):
     # .dlt/config.toml caps DuckDB during loads; env vars (dlt's usual override) can raise it.
-    pipeline = _pipeline(tmp_path / "w.duckdb")
+    pipeline = _pipeline(tmp_path / "w.duckdb", "marketplace", resolve("duckdb"))
     pipeline.run([{"id": 1}], table_name="probe")
     with pipeline.sql_client() as client:
         ((limit,),) = client.execute_sql("select current_setting('memory_limit')")
