@@ -105,8 +105,10 @@ def test_a_failed_dbt_build_after_a_load_exits_3_and_readers_keep_the_last_good_
     build = transform._build
     bad = {"grace_days": -5, "reconciliation_severity": "error"}
 
-    def broken(shadow: Path, target: Path, select: Any, vars: Any, console: Any) -> Any:
-        return build(shadow, target, select, {**(vars or {}), **bad}, console)
+    def broken(
+        destination: Any, shadow: Path, target: Path, select: Any, vars: Any, console: Any
+    ) -> Any:
+        return build(destination, shadow, target, select, {**(vars or {}), **bad}, console)
 
     monkeypatch.setattr(transform, "_build", broken)
     before = seen_by_readers(warehouse)
