@@ -8,16 +8,19 @@ from pipelines.destinations import resolve
 from pipelines.errors import UserError
 from pipelines.runner import _pipeline
 from pipelines.warehouse import open_read_only
-from tests.helpers import write_lock_held
+from tests.helpers import ROOT, dlt_settings_from, write_lock_held
 
 
 @pytest.mark.integration
 def test_the_warehouse_connection_is_memory_capped_by_the_project_config(tmp_path):
     # .dlt/config.toml caps DuckDB during loads; env vars (dlt's usual override) can raise it.
-    pipeline = _pipeline(tmp_path / "w.duckdb", "marketplace", resolve("duckdb"))
-    pipeline.run([{"id": 1}], table_name="probe")
-    with pipeline.sql_client() as client:
-        ((limit,),) = client.execute_sql("select current_setting('memory_limit')")
+    # dlt reads .dlt/ of the folder its run context was made in: make it the project's, whatever
+    # folder an earlier test in this worker left it in.
+    with dlt_settings_from(ROOT):
+        pipeline = _pipeline(tmp_path / "w.duckdb", "marketplace", resolve("duckdb"))
+        pipeline.run([{"id": 1}], table_name="probe")
+        with pipeline.sql_client() as client:
+            ((limit,),) = client.execute_sql("select current_setting('memory_limit')")
     assert limit == "953.6 MiB"  # DuckDB's rendering of 1GB (10^9 bytes)
 
 
