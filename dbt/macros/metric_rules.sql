@@ -62,6 +62,21 @@
 {%- endmacro %}
 
 
+{% macro month_before(partition_by) -%}
+    {#- Over rows of one month each (columns `month`, `mrr`), per `partition_by`: the MRR of the
+        month before (0 before the first) and whether an earlier month had MRR, what
+        mrr_movement needs. "Earlier MRR" is the partition's first month with MRR lying before
+        this one: a whole-partition aggregate rather than a running one, 10% of the model. -#}
+    coalesce(lag(mrr) over (partition by {{ partition_by }} order by month), 0)
+        as prior_month_mrr,
+    coalesce(
+        min(month) filter (where {{ has_mrr('mrr') }}) over (partition by {{ partition_by }})
+        < month,
+        false
+    ) as had_mrr_before
+{%- endmacro %}
+
+
 {% macro mrr_movement(mrr, prior_mrr, had_mrr_before) -%}
     {#- METRICS.md movements, no tolerance: any difference over 1e-9 is a movement, so a month's
         movements add up exactly to closing minus opening MRR. -#}

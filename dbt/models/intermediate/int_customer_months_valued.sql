@@ -42,16 +42,7 @@ with_prior as (
 
     select
         *,
-        coalesce(
-            lag(mrr) over (partition by vendor_id, customer_key order by month), 0
-        ) as prior_month_mrr,
-        -- MRR at an earlier month: its first month with MRR is before this one (one month a
-        -- row), a whole-partition aggregate rather than a running one: 10% of the model's time
-        coalesce(
-            min(month) filter (where {{ has_mrr('mrr') }}) over (partition by vendor_id, customer_key)
-            < month,
-            false
-        ) as had_mrr_before
+        {{ month_before('vendor_id, customer_key') }}
     from summed
 
 ),
