@@ -159,16 +159,9 @@ def marketplace(
             f"period_start >= '{first_of_month(first_day).isoformat()}'",
         }
     )
-    resources = [
-        licenses(run),
-        transactions(run),
-        feedback(run),
-        marketing_attribution(run),
-        aggregates,
-        events,
-        load_days(run),
-    ]
-    for resource, key in ((resources[0], "license_key"), (resources[1], "transaction_key")):
+    versioned = [licenses(run), transactions(run)]
+    others = [feedback(run), marketing_attribution(run), aggregates, events, load_days(run)]
+    for resource, key in zip(versioned, ("license_key", "transaction_key"), strict=True):
         # The scd2 merge key is (vendor_id, key), written as a scope: dlt compiles a compound
         # merge_key to a concatenation that no index or join can use (and warns when a table
         # has both, so the resources declare none).
@@ -178,19 +171,19 @@ def marketplace(
                 "destination_scope": f"{own} and {key} in (select {key} from {{staging_table}})",
             }
         )
-    for resource in resources:
+    # Licenses and transactions get the vendor in their record rule (extraction), before the
+    # bulk path hashes a row; every other resource here.
+    for resource in others:
         resource.add_map(_stamped(vendor_id))
-    return resources
+    return [*versioned, *others]
 
 
 def _stamped(vendor_id: str) -> Any:
     """Adds the vendor's id to every record, in place (a copy per record would cost a large
-    backfill a second pass over its dicts). The bulk path's Arrow tables carry it already:
-    extraction stamps their records before it hashes them."""
+    backfill a second pass over its dicts)."""
 
-    def stamp(record: Any) -> Any:
-        if isinstance(record, dict):
-            record[VENDOR_COLUMN] = vendor_id
+    def stamp(record: dict[str, Any]) -> dict[str, Any]:
+        record[VENDOR_COLUMN] = vendor_id
         return record
 
     return stamp

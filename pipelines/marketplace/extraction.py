@@ -254,7 +254,7 @@ def _licenses(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[
             seen.add(key)
             record = run.protect(record)
             record["license_key"] = key
-            # Stamped here, not only by the source's map: the bulk path hashes the row first.
+            # Stamped here, not by the source's map: the bulk path hashes the row first.
             record[settings.VENDOR_COLUMN] = run.vendor_id
             yield sort_nested_lists(record)
 
