@@ -210,21 +210,10 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the session's server, dropped after the test."""
-    import psycopg2
+    from pipelines.tools.postgres_server import fresh_database
 
-    from tests.helpers import with_database
-
-    name = f"mpac_test_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(postgres_server)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"create database {name}")
-        yield with_database(postgres_server, name)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f"drop database if exists {name} with (force)")
-        admin.close()
+    with fresh_database(postgres_server, "mpac_test") as url:
+        yield url
 
 
 # dbt on Postgres pays a round trip per node (339 with tests): on a busy 2-core machine the

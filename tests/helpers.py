@@ -54,11 +54,6 @@ def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(sql).fetchall()]
 
 
-def with_database(url: str, database: str) -> str:
-    """`url` (postgresql://...) naming another database."""
-    return f"{url.rsplit('/', 1)[0]}/{database}"
-
-
 def copy_warehouse(warehouse: Path, folder: Path) -> Path:
     """Copy the folder of `warehouse` (with dlt's state and dbt's target beside it) to `folder`;
     returns the copy's warehouse path. A copy goes on from where the original stood."""

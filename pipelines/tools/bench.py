@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,33 +237,20 @@ BENCH_POSTGRES_ENV = "MPAC_BENCH_POSTGRES_URL"
 @contextmanager
 def bench_postgres() -> Iterator[str | None]:
     """A fresh database for the Postgres phases (dropped afterwards), or None without one."""
-    import psycopg2
-
-    from pipelines.tools.postgres_server import find_pg_ctl, throwaway_postgres
+    from pipelines.tools.postgres_server import find_pg_ctl, fresh_database, throwaway_postgres
 
     given = os.environ.get(BENCH_POSTGRES_ENV)
     pg_ctl = None if given else find_pg_ctl()
-    if not given and pg_ctl is None:
+    server: AbstractContextManager[str]
+    if given:
+        server = nullcontext(given)
+    elif pg_ctl is not None:
+        server = throwaway_postgres(pg_ctl)
+    else:
         yield None
         return
-    with throwaway_postgres(pg_ctl) if pg_ctl else _as_is(given) as server:
-        name = f"mpac_bench_{secrets.token_hex(4)}"
-        admin = psycopg2.connect(server)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f"create database {name}")
-        try:
-            yield f"{server.rsplit('/', 1)[0]}/{name}"
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f"drop database if exists {name} with (force)")
-            admin.close()
-
-
-@contextmanager
-def _as_is(url: str | None) -> Iterator[str]:
-    assert url is not None
-    yield url
+    with server as url, fresh_database(url, "mpac_bench") as database:
+        yield database
 
 
 def pipeline_phases(warehouse: str, env: dict[str, str], rows: int, prefix: str) -> list[Phase]:

@@ -111,3 +111,27 @@ def throwaway_postgres(pg_ctl: str) -> Iterator[str]:
         with suppress(subprocess.CalledProcessError, OSError):
             executor.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` (postgresql://...) naming another database."""
+    return f"{url.rsplit('/', 1)[0]}/{database}"
+
+
+@contextmanager
+def fresh_database(server: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on `server` (a URL whose role may create databases), yielded as
+    its URL and dropped at the end, whoever is still connected."""
+    import psycopg2
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = psycopg2.connect(server)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"create database {name}")
+        yield with_database(server, name)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"drop database if exists {name} with (force)")
+        admin.close()

@@ -16,7 +16,8 @@ from pipelines.destinations import (
     postgres_credentials,
     swap_shadow_schemas,
 )
-from tests.helpers import cli, simulator_env, with_database
+from pipelines.tools.postgres_server import with_database
+from tests.helpers import cli, simulator_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("pg")]
 
