@@ -53,8 +53,8 @@ format: install ## Format Python in place
 demo: install ## Run the whole pipeline against the local simulator and print the results
 	$(RUN) python -m pipelines.tools.demo
 
-bench: install ## Pipeline vs DuckDB read_json on medium + large vendors (prints a table, asserts nothing; SIZES=medium to shorten)
-	$(RUN) python -m pipelines.tools.bench --sizes $(or $(SIZES),medium,large)
+bench: install ## Pipeline vs DuckDB read_json on medium + large vendors (prints a table, asserts nothing; SIZES=medium to shorten, BENCH_ARGS="--keep DIR --no-postgres")
+	$(RUN) python -m pipelines.tools.bench --sizes $(or $(SIZES),medium,large) $(BENCH_ARGS)
 
 docs: install ## dbt docs of the demo warehouse (or MPAC_WAREHOUSE=...) as one static HTML page
 	@$(RUN) mpac docs --warehouse "$(or $(MPAC_WAREHOUSE),data/demo.duckdb)"

@@ -153,7 +153,7 @@ def _mpac(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", *arguments]
 
 
-def bench_size(size: str, seed: str) -> list[Phase]:
+def bench_size(size: str, seed: str, keep: Path | None, postgres: bool) -> list[Phase]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -206,16 +206,23 @@ def bench_size(size: str, seed: str) -> list[Phase]:
             phases.append(_serving("simulator export serving again", seconds, rows, size_bytes))
             for path in folder.glob("*.json"):
                 path.unlink()
-            warehouse = str(folder / "bench.duckdb")
+            # --keep: the warehouse (and its run state beside it) outlives the run, to look at
+            # or to time dbt on again.
+            home = folder if keep is None else keep / size
+            home.mkdir(parents=True, exist_ok=True)
+            warehouse = str(home / "bench.duckdb")
             phases += pipeline_phases(warehouse, env, rows, "")
-            with bench_postgres() as postgres:
-                if postgres is None:
+            if not postgres:
+                phases.append(Phase("postgres", 0, note="skipped: --no-postgres"))
+                return phases
+            with bench_postgres() as url:
+                if url is None:
                     phases.append(Phase("postgres", 0, note=NO_POSTGRES))
                 else:
                     pg_env = {
                         **env,
                         "DESTINATION_TYPE": "postgres",
-                        "DESTINATION__POSTGRES__CREDENTIALS": postgres,
+                        "DESTINATION__POSTGRES__CREDENTIALS": url,
                     }
                     phases += pipeline_phases(warehouse, pg_env, rows, "postgres: ")
     finally:
@@ -323,13 +330,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="medium,large", help="comma-separated size names")
     parser.add_argument("--seed", default="42")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each size's warehouse in KEEP/<size>/ (default: deleted)"
+    )
+    parser.add_argument(
+        "--no-postgres",
+        dest="postgres",
+        action="store_false",
+        help="time DuckDB only, even when a Postgres is at hand",
+    )
     options = parser.parse_args()
     # Wide enough for the table on one line per phase, whatever the terminal says.
     console = Console(width=160)
     tables = []
     for size in options.sizes.split(","):
         console.print(f"[bold]{size}[/]: running (load average {os.getloadavg()[0]:.1f})")
-        tables.append(render(size, bench_size(size.strip(), options.seed)))
+        phases = bench_size(size.strip(), options.seed, options.keep, options.postgres)
+        tables.append(render(size, phases))
         console.print(tables[-1])
     console.print("\nSummary")
     for table in tables:
