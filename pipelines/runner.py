@@ -34,6 +34,7 @@ from pipelines.marketplace.helpers import past_date
 from pipelines.warehouse import RAW_DATASET, pipelines_dir, unavailable
 from pipelines.writing import (
     forget_snapshots,
+    has_jobs,
     is_disk_full,
     open_shadow,
     prune_loaded_packages,
@@ -355,17 +356,20 @@ def _load_vendor(
     pipeline = _pipeline(warehouse, config.pipeline_name, destination)
     working = Path(pipeline.working_dir)
     try:
-        if destination.is_duckdb:
-            open_shadow(warehouse)
         restored = restore_unlanded(working, landed_loads(warehouse, destination))
         if restored:
             log.info("loading again, from its start, what a stopped run left behind")
-        if not pipeline.has_pending_data:
-            # What run() would do first: restore the state from the warehouse when the
-            # working folder was lost. Not with packages pending: dlt would wipe them
-            # when the warehouse has no dataset yet (a first backfill killed mid-load).
-            pipeline.sync_destination()
-        adopt_legacy_rows(pipeline, owner)
+        # The shadow copy (a whole warehouse) waits until there is something to load, when
+        # the working folder holds the state the warehouse last landed: a run that finds
+        # nothing new then copies nothing (a large vendor's warehouse is gigabytes).
+        deferred = (
+            destination.is_duckdb
+            and not restored
+            and not pipeline.has_pending_data
+            and state_in_step(pipeline, warehouse)
+        )
+        if not deferred:
+            _prepare_destination(pipeline, warehouse, destination, owner)
         source = marketplace(
             **config.source_arguments(), backfill=backfill, since=since, client=client
         )
@@ -382,6 +386,14 @@ def _load_vendor(
         # normalize wrote them before the loader touches them (writing.py says why).
         pipeline.extract(source, loader_file_format=loader_file_format())
         normalized = pipeline.normalize()
+        if not has_jobs(working):
+            # Nothing re-read changed, no cursor moved, the day is loaded: the warehouse
+            # would end as it is. An empty package is not landed (nor the shadow made).
+            pipeline.abort_packages()
+            log.info("nothing new to load: the warehouse is left as it was")
+            return Loaded(rows={}, load_ids=[], backfill=backfill)
+        if deferred:
+            _prepare_destination(pipeline, warehouse, destination, owner)
         load_ids = snapshot_packages(working)
         info = pipeline.load()
         if destination.is_duckdb:
@@ -407,6 +419,42 @@ def _load_vendor(
         if not table.startswith("_dlt") and table != settings.LOAD_DAYS_RESOURCE
     }
     return Loaded(rows=rows, load_ids=list(info.loads_ids), backfill=backfill)
+
+
+def _prepare_destination(
+    pipeline: Any, warehouse: Path, destination: Destination, owner: str | None
+) -> None:
+    """Before a load: the shadow copy to load into (DuckDB), the state restored from the
+    warehouse when the working folder lost it, and rows from before vendors adopted."""
+    if destination.is_duckdb:
+        open_shadow(warehouse)
+    if not pipeline.has_pending_data:
+        # What run() would do first: restore the state from the warehouse when the
+        # working folder was lost. Not with packages pending: dlt would wipe them
+        # when the warehouse has no dataset yet (a first backfill killed mid-load).
+        pipeline.sync_destination()
+    adopt_legacy_rows(pipeline, owner)
+
+
+def state_in_step(pipeline: Any, warehouse: Path) -> bool:
+    """True when the working folder's state is the one the warehouse last landed (same
+    version), so dlt's sync with the warehouse would change nothing; False when either has
+    none, or they differ (a lost or copied working folder: sync first, as dlt does)."""
+    import duckdb
+
+    local = pipeline.state.get("_state_version") if pipeline.state else None
+    if local is None or not warehouse.exists():
+        return False
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        try:
+            found = connection.execute(
+                f"select max(version) from {RAW_DATASET}._dlt_pipeline_state "
+                "where pipeline_name = ?",
+                [pipeline.pipeline_name],
+            ).fetchone()
+        except duckdb.CatalogException:
+            return False
+    return found is not None and found[0] == local
 
 
 def after_landing(step: Callable[[], T], warehouse: Path) -> T:

@@ -190,6 +190,14 @@ def snapshot_packages(working_dir: Path) -> list[str]:
     return taken
 
 
+def has_jobs(working_dir: Path) -> bool:
+    """True when a normalized package holds a job (a table's rows, a schema or state update);
+    a run that read nothing new leaves one with none."""
+    normalized = _load_folder(working_dir, "normalized")
+    folders = [package / "new_jobs" for package in normalized.glob("*/")]
+    return any(job.is_file() for folder in folders if folder.is_dir() for job in folder.iterdir())
+
+
 def restore_unlanded(working_dir: Path, landed: set[str]) -> list[str]:
     """Put back, as normalize wrote them, the packages whose load never reached the warehouse.
 

@@ -333,8 +333,16 @@ def load_days(run: Extraction) -> Iterator[dict[str, Any]]:
     lastUpdated lies in the future cannot move as_of_date past the day the data was read (and
     turn pending renewals into cancellations). merge on the day: reruns land on the same row,
     and the row commits together with the data it dates.
+
+    A day already loaded is not yielded again (its day is kept in the resource state, which
+    commits with the load): the same row would land on itself, and a run that finds nothing
+    else new then has nothing to load at all (runner.py skips the landing).
     """
-    yield {"load_day": extraction.load_day(run).isoformat()}
+    state = dlt.current.resource_state()
+    day = extraction.load_day(run).isoformat()
+    if state.get("day") != day:
+        yield {"load_day": day}
+        state["day"] = day
 
 
 def _updated(record: dict[str, Any]) -> str | None:

@@ -194,8 +194,20 @@ def test_backfill_then_incremental_equals_ground_truth_with_history(
     assert cursors(warehouse) == saved
 
     # The same windows again, unchanged: nothing is loaded, and nothing is lost by that.
+    loads = query(warehouse, f"select load_id from {RAW_DATASET}._dlt_loads order by load_id")
+    file_before = warehouse.stat() if destination == "duckdb" else None
     again = runner.run(warehouse, transform=False, retry=FAST_RETRY)
     assert again.rows == {}
+    assert again.load_ids == []  # nothing landed: no load recorded, no shadow swapped in
+    assert (
+        query(warehouse, f"select load_id from {RAW_DATASET}._dlt_loads order by load_id") == loads
+    )
+    if file_before is not None:
+        file_after = warehouse.stat()
+        assert (file_after.st_ino, file_after.st_mtime_ns) == (
+            file_before.st_ino,
+            file_before.st_mtime_ns,
+        )
     assert counts(warehouse) == loaded
     assert cursors(warehouse) == saved
     assert_matches_ground_truth(warehouse, sim)
@@ -204,6 +216,9 @@ def test_backfill_then_incremental_equals_ground_truth_with_history(
     sim.advance(1)
     later = runner.run(warehouse, transform=False, retry=FAST_RETRY)
     assert later.rows
+    # The API's new day is recorded once (dbt's as_of cap reads it).
+    days = query(warehouse, f"select load_day from {RAW_DATASET}.load_days order by load_day")
+    assert len(days) == len({d for (d,) in days}) and str(days[-1][0]) == str(sim.today)
     assert_matches_ground_truth(warehouse, sim)
     assert_metrics_match(warehouse, sim)
 
