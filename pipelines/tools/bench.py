@@ -215,14 +215,14 @@ def bench_size(size: str, seed: str, keep: Path | None, postgres: bool) -> list[
             if not postgres:
                 phases.append(Phase("postgres", 0, note="skipped: --no-postgres"))
                 return phases
-            with bench_postgres() as url:
-                if url is None:
+            with bench_postgres() as pg_url:
+                if pg_url is None:
                     phases.append(Phase("postgres", 0, note=NO_POSTGRES))
                 else:
                     pg_env = {
                         **env,
                         "DESTINATION_TYPE": "postgres",
-                        "DESTINATION__POSTGRES__CREDENTIALS": url,
+                        "DESTINATION__POSTGRES__CREDENTIALS": pg_url,
                     }
                     phases += pipeline_phases(warehouse, pg_env, rows, "postgres: ")
     finally:
