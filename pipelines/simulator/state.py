@@ -15,7 +15,7 @@ from pipelines.simulator.bodies import BodyCache
 from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
 from pipelines.simulator.ground_truth.builder import compute_metrics
-from pipelines.simulator.ground_truth.payloads import details_events
+from pipelines.simulator.ground_truth.payloads import EventWindow, details_events
 from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.queries import RecordFilter
 from pipelines.simulator.vendor.catalog import SIZES, App
@@ -116,7 +116,11 @@ class SimulatorState:
         lastUpdated (an incremental run's pages) and the attribution outside its dates.
         """
         if kind.startswith("events:"):
-            events = details_events(self.expected(), kind.removeprefix("events:"))
+            window = None
+            if record_filter is not None:
+                start, end = record_filter.date_window()
+                window = EventWindow(start, end, record_filter.updated_since())
+            events = details_events(self.expected(), kind.removeprefix("events:"), window=window)
             return record_filter.apply(events) if record_filter else events
         with self.lock:
             as_of = as_of or self.vendor.today

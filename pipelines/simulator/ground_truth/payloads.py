@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -158,8 +159,31 @@ def aggregate_payload(
     }
 
 
+_UPDATED = IDENTITY_FIELDS.index("lastUpdated")
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """The dates a details query keeps, checked before an event is rendered (the query's own
+    filter still runs on what is rendered: this only skips what it would drop)."""
+
+    start: date | None = None
+    end: date | None = None
+    updated_since: date | None = None
+
+    def keeps(self, event_date: date, last_updated: str) -> bool:
+        if self.start is not None and event_date < self.start:
+            return False
+        if self.end is not None and event_date > self.end:
+            return False
+        return self.updated_since is None or last_updated >= self.updated_since.isoformat()
+
+
 def details_events(
-    tables: MetricTables, metric: str, licenses_by_key: dict[str, dict] | None = None
+    tables: MetricTables,
+    metric: str,
+    licenses_by_key: dict[str, dict] | None = None,
+    window: EventWindow | None = None,
 ) -> list[dict]:
     """Render the event records of GET sales/metrics/{metric}/details.
 
@@ -173,6 +197,8 @@ def details_events(
         metric: `churn`, `renewal` or `conversion`.
         licenses_by_key: license_key -> license record; its identity fields win over the ones
             kept from the records `compute_metrics` saw.
+        window: only the events it keeps are rendered (a query's startDate, endDate and
+            lastUpdated: a large vendor's look-back asks for a few thousand of a million).
 
     Returns:
         Events sorted by (eventDate, addonKey, license_key).
@@ -183,12 +209,17 @@ def details_events(
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}")
     overrides = licenses_by_key or {}
+    as_of = tables.as_of.isoformat()
     out = []
     for event in tables.events.get(metric, []):
         key = event.license_key
         record = overrides.get(key)
         values = identity(record) if record is not None else tables.identities.get(key)
-        ident = dict(zip(IDENTITY_FIELDS, values or (None,) * len(IDENTITY_FIELDS), strict=True))
+        values = values or (None,) * len(IDENTITY_FIELDS)
+        last_updated = str(values[_UPDATED] or as_of)[:10]
+        if window is not None and not window.keeps(event.event_date, last_updated):
+            continue
+        ident = dict(zip(IDENTITY_FIELDS, values, strict=True))
         start, end = event.maintenance_start_date, event.maintenance_end_date
         details: dict[str, Any] = {"licenseId": ident["licenseId"] or key}
         for name in ("appEntitlementId", "appEntitlementNumber", "cloudId"):
@@ -201,7 +232,7 @@ def details_events(
             "addonKey": event.addon_key,
             "addonName": ident["addonName"] or event.addon_key,
             "hosting": "Cloud",
-            "lastUpdated": str(ident["lastUpdated"] or tables.as_of.isoformat())[:10],
+            "lastUpdated": last_updated,
             "eventDate": event.event_date.isoformat(),
         }
         if event.transaction_id:
