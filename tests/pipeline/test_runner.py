@@ -218,7 +218,8 @@ def test_backfill_then_incremental_equals_ground_truth_with_history(
     assert later.rows
     # The API's new day is recorded once (dbt's as_of cap reads it).
     days = query(warehouse, f"select load_day from {RAW_DATASET}.load_days order by load_day")
-    assert len(days) == len({d for (d,) in days}) and str(days[-1][0]) == str(sim.today)
+    assert len(days) == len({d for (d,) in days})
+    assert str(days[-1][0]) == str(sim.today)
     assert_matches_ground_truth(warehouse, sim)
     assert_metrics_match(warehouse, sim)
 
