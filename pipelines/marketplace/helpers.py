@@ -57,9 +57,29 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Mapping[str, Any]) -> bool:
+    """True when `value` is dicts and scalars only (no array anywhere): then its canonical form
+    is itself. Exact type tests; most records (every metric event) take this path, and the
+    canonical copy was 60% of a no-op run's metric-event re-read (cProfile)."""
+    if type(value) is not dict:
+        return False
+    for item in value.values():
+        kind = type(item)
+        if kind is dict:
+            if not _plain(item):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
 def row_hash(record: Mapping[str, Any]) -> str:
     """Key of a record that has no id (feedback, attribution, metric events)."""
-    encoded = orjson.dumps(_canonical(record), option=orjson.OPT_SORT_KEYS)
+    canonical = record if _plain(record) else _canonical(record)
+    encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 

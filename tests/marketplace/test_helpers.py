@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 
+import orjson
 import pytest
 
 from pipelines.errors import UserError
 from pipelines.marketplace.helpers import (
     ContentDigest,
     Window,
+    _canonical,
     add_months,
     flatten_metric_aggregates,
     has_insights,
@@ -81,6 +84,22 @@ class TestRowHash:
 
     def test_distinguishes_missing_from_null(self) -> None:
         assert row_hash({"a": None}) != row_hash({})
+
+    def test_records_without_arrays_hash_as_their_canonical_form(self) -> None:
+        # The fast path (no canonical copy) must give the key a canonical copy gives: keys
+        # saved in warehouses before it (feedback, attribution, event keys) stay the same.
+        event = {
+            "addonKey": "app",
+            "eventDate": "2026-01-31",
+            "licenseDetails": {"monthsValid": 12, "licenseId": "SEN-1", "cloudId": None},
+            "amount": 1.5,
+            "inGracePeriod": False,
+        }
+        canonical = orjson.dumps(_canonical(event), option=orjson.OPT_SORT_KEYS)
+        assert row_hash(event) == hashlib.blake2b(canonical, digest_size=16).hexdigest()
+        reordered = dict(reversed(list(event.items())))
+        assert row_hash(reordered) == row_hash(event)
+        assert row_hash({**event, "amount": 1.25}) != row_hash(event)
 
     def test_sorting_nested_lists_keeps_content(self) -> None:
         record = {"tags": ["b", "a"], "inner": {"list": [3, 1, 2]}}
