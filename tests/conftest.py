@@ -179,6 +179,21 @@ def loaded_copy(loaded_warehouse: Path, tmp_path: Path) -> Path:
     return copy_warehouse(loaded_warehouse, tmp_path / "data")
 
 
+@pytest.fixture
+def models_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `dbt build` of this test (in process or in a child) builds the models and leaves
+    out the data tests. Only for a test that asserts nothing the data tests check (an exit code,
+    what readers see after a failure, progress, a digest), on data whose full build another test
+    asserts: the tiny vendor's backfill (built_warehouse: test_marts) or that backfill + 30 days
+    (the demo, test_cli_surface). Never where a test relies on a data test's outcome (a warning,
+    a failure, doubles caught by unique tests) or on data of its own (drift, PII modes, vendors,
+    Postgres, the ground-truth sizes): DECISIONLOG, "Test suite time, part 2"."""
+    from tests.helpers import MODELS_ONLY
+
+    for name, value in MODELS_ONLY.items():
+        monkeypatch.setenv(name, value)
+
+
 # ---- Postgres: one server per test session, one fresh database per test ----------------------
 
 POSTGRES_URL_ENV = "MPAC_TEST_POSTGRES_URL"

@@ -320,12 +320,11 @@ def test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth(
 
 
 def test_a_warehouse_from_before_vendors_keeps_working_after_the_upgrade(
-    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulator: Any, loaded_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sim = make_simulator(size="tiny")
+    sim = simulator
     configure(monkeypatch, sim)
-    warehouse = tmp_path / "marketplace.duckdb"
-    mpac("run", "--no-transform", "--warehouse", str(warehouse))
+    warehouse = loaded_copy  # a first run's warehouse, of what `sim` serves (conftest)
     # The warehouse as a version before vendors left it: no vendor_id column anywhere.
     with duckdb.connect(str(warehouse)) as connection:
         for table in RAW_TABLES:

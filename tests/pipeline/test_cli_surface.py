@@ -126,6 +126,7 @@ def test_json_log_lines(make_simulator: Any, tmp_path: Path) -> None:
     assert all(record["timestamp"].endswith("Z") for record in records)
 
 
+@pytest.mark.usefixtures("models_only")  # the subject is the bars; built_warehouse tests the data
 def test_a_terminal_shows_progress_of_load_and_dbt(make_simulator: Any, tmp_path: Path) -> None:
     sim = make_simulator(size="tiny")
     pid, terminal = pty.fork()

@@ -65,6 +65,7 @@ def renewed(sim: Any) -> set[tuple[str, str]]:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("models_only")  # the digest reads the marts; the demo tests that data
 def test_the_digest_reports_what_is_new_and_posts_it_to_the_webhook(
     simulator: Any, built_copy: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
