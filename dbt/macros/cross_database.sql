@@ -61,6 +61,20 @@
 {%- endmacro %}
 
 
+{% macro numbers_from_to(first, last) -%}
+    {#- One row per whole number from first to last (none when last < first), each a BIGINT: a
+        set-returning expression for a select list. -#}
+    {{ return(adapter.dispatch('numbers_from_to')(first, last)) }}
+{%- endmacro %}
+
+{% macro default__numbers_from_to(first, last) -%}
+    generate_series(cast({{ first }} as bigint), cast({{ last }} as bigint))
+{%- endmacro %}
+
+{% macro duckdb__numbers_from_to(first, last) -%}
+    unnest(generate_series(cast({{ first }} as bigint), cast({{ last }} as bigint)))
+{%- endmacro %}
+
 {% macro try_cast(expression, data_type) -%}
     {#- cast(expression as data_type), null where the value does not parse ("NA" in a date
         field). data_type: date, timestamp or integer. -#}

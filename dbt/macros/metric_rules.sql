@@ -62,18 +62,25 @@
 {%- endmacro %}
 
 
-{% macro month_before(partition_by) -%}
-    {#- Over rows of one month each (columns `month`, `mrr`), per `partition_by`: the MRR of the
-        month before (0 before the first) and whether an earlier month had MRR, what
-        mrr_movement needs. "Earlier MRR" is the partition's first month with MRR lying before
-        this one: a whole-partition aggregate rather than a running one, 10% of the model. -#}
-    coalesce(lag(mrr) over (partition by {{ partition_by }} order by month), 0)
-        as prior_month_mrr,
-    coalesce(
-        min(month) filter (where {{ has_mrr('mrr') }}) over (partition by {{ partition_by }})
-        < month,
-        false
-    ) as had_mrr_before
+{% macro run_before(partition_by) -%}
+    {#- Over runs of months with one MRR each (columns `first_month`, `mrr`) that tile each
+        `partition_by`'s months: the MRR of the run before (0 before the first) and the
+        partition's first month with MRR > 0, what month_before needs for every month of a run.
+        Per run, not per month: a window over the runs instead of over ~20M license-months on
+        the large vendor. -#}
+    coalesce(lag(mrr) over (partition by {{ partition_by }} order by first_month), 0)
+        as prior_run_mrr,
+    min(first_month) filter (where {{ has_mrr('mrr') }}) over (partition by {{ partition_by }})
+        as first_paid_month
+{%- endmacro %}
+
+
+{% macro month_before(month) -%}
+    {#- For a month of a run (columns of run_before beside it): the MRR of the month before (0
+        before the first) and whether an earlier month had MRR, what mrr_movement needs. Inside
+        a run the month before has the run's own MRR. -#}
+    case when {{ month }} = first_month then prior_run_mrr else mrr end as prior_month_mrr,
+    coalesce(first_paid_month < {{ month }}, false) as had_mrr_before
 {%- endmacro %}
 
 
