@@ -122,12 +122,35 @@ runs_with_prior as (
 
 ),
 
+runs_classified as (
+
+    select
+        *,
+        {{ run_movements() }}
+    from runs_with_prior
+
+),
+
+runs_valued as (
+
+    select
+        *,
+        cast(
+            case when first_month_movement = 'unchanged' then 0 else mrr - prior_run_mrr end
+            as {{ money() }}
+        ) as first_month_movement_mrr,
+        -- inside a run the month before has the same MRR
+        cast(0 as {{ money() }}) as later_month_movement_mrr
+    from runs_classified
+
+),
+
 customer_months as (
 
     select
         *,
         {{ months_from_to('first_month', 'last_month') }} as month
-    from runs_with_prior
+    from runs_valued
 
 ),
 
@@ -140,15 +163,6 @@ with_prior as (
 
 ),
 
-classified as (
-
-    select
-        *,
-        {{ mrr_movement('mrr', 'prior_month_mrr', 'had_mrr_before') }} as movement
-    from with_prior
-
-),
-
 final as (
 
     select
@@ -158,13 +172,13 @@ final as (
         cast(mrr as {{ money() }}) as mrr,
         cast(prior_month_mrr as {{ money() }}) as prior_month_mrr,
         movement,
-        cast(
-            case when movement = 'unchanged' then 0 else mrr - prior_month_mrr end
-            as {{ money() }}
-        ) as movement_mrr,
+        case
+            when month = first_month then first_month_movement_mrr
+            else later_month_movement_mrr
+        end as movement_mrr,
         had_mrr_before,
         cast(paying_licenses as bigint) as paying_licenses
-    from classified
+    from with_prior
 
 )
 

@@ -40,14 +40,17 @@ licenses as (
 
     -- Exact rule 6: a license reports under the app of its counted term with the latest
     -- (start, end), for its whole history.
-    select distinct on (vendor_id, license_key)
+    select {{ distinct_on('vendor_id, license_key') }}
         vendor_id,
         license_key,
         addon_key,
         min(term_start_date) over (partition by vendor_id, license_key)
             as first_term_start_date
     from terms
-    order by vendor_id asc, license_key asc, term_start_date desc, term_end_date desc
+    {% call distinct_on_order('vendor_id, license_key') %}
+        term_start_date desc,
+        term_end_date desc
+    {% endcall %}
 
 ),
 

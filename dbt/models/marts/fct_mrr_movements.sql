@@ -1,4 +1,5 @@
--- Each license's MRR per month and how it moved from the month before (METRICS.md).
+-- Each license's MRR per month and how it moved from the month before (METRICS.md): the runs of
+-- months with one value (int_license_segments_valued) classified once, expanded to months.
 
 with
 
@@ -27,12 +28,24 @@ runs_with_prior as (
 
 ),
 
+runs_classified as (
+
+    select
+        *,
+        {{ run_movements() }},
+        cast(mrr * 12 as {{ money() }}) as arr,
+        cast(mrr - prior_run_mrr as {{ money() }}) as first_month_movement_amount,
+        cast(0 as {{ money() }}) as later_month_movement_amount
+    from runs_with_prior
+
+),
+
 license_months as (
 
     select
         *,
         {{ months_from_to('first_month', 'last_month') }} as month
-    from runs_with_prior
+    from runs_classified
 
 ),
 
@@ -56,11 +69,14 @@ final as (
         with_prior.term_id,
         with_prior.layers,
         with_prior.mrr,
-        cast(with_prior.mrr * 12 as {{ money() }}) as arr,
+        with_prior.arr,
         cast(with_prior.prior_month_mrr as {{ money() }}) as prior_month_mrr,
-        {{ mrr_movement('with_prior.mrr', 'with_prior.prior_month_mrr', 'with_prior.had_mrr_before') }}
-            as mrr_movement_type,
-        cast(with_prior.mrr - with_prior.prior_month_mrr as {{ money() }}) as mrr_movement_amount,
+        with_prior.movement as mrr_movement_type,
+        case
+            when with_prior.month = with_prior.first_month
+                then with_prior.first_month_movement_amount
+            else with_prior.later_month_movement_amount
+        end as mrr_movement_amount,
         with_prior.had_mrr_before
     from with_prior
     inner join as_of on with_prior.vendor_id = as_of.vendor_id
