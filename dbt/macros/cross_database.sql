@@ -90,10 +90,11 @@
 {%- endmacro %}
 
 
-{% macro distinct_on_order(partition_by) -%}
-    {#- A call block, its body the order within a partition (the first row is kept), in place of
-        the select's order by: `{% call distinct_on_order('k') %} d desc {% endcall %}`. -#}
-    {%- set order_by = caller() | trim -%}
+{% macro distinct_on_order(partition_by, order_by=none) -%}
+    {#- In place of the select's order by: the order within a partition (its first row is kept),
+        as order_by or as the body of a call block:
+        `{% call distinct_on_order('k') %} d desc, e asc {% endcall %}`. -#}
+    {%- set order_by = (order_by if order_by is not none else caller()).split() | join(' ') -%}
     {{ return(adapter.dispatch('distinct_on_order')(partition_by, order_by)) }}
 {%- endmacro %}
 

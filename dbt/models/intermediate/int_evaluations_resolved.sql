@@ -155,9 +155,10 @@ conversions as (
                     and converting_sales.app_edition = evaluations.evaluating_edition
             else converting_sales.sale_type = 'New'
         end
-    {% call distinct_on_order('evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date') %}
-        {{ earliest_paid_first('converting_sales.') }}
-    {% endcall %}
+    {{ distinct_on_order(
+        'evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date',
+        earliest_paid_first('converting_sales.'),
+    ) }}
 
 ),
 

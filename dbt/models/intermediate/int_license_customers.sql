@@ -40,9 +40,7 @@ transaction_only_licenses as (
                 licenses.vendor_id = transactions.vendor_id
                 and licenses.license_key = transactions.license_key
         )
-    {% call distinct_on_order('vendor_id, license_key') %}
-        {{ latest_paid_first() }}
-    {% endcall %}
+    {{ distinct_on_order('vendor_id, license_key', latest_paid_first()) }}
 
 ),
 

@@ -37,9 +37,7 @@ ends as (
         partner_name,
         latest_transaction_id
     from terms
-    {% call distinct_on_order('vendor_id, license_key, term_end_date') %}
-        {{ latest_paid_first('latest_') }}
-    {% endcall %}
+    {{ distinct_on_order('vendor_id, license_key, term_end_date', latest_paid_first('latest_')) }}
 
 ),
 
