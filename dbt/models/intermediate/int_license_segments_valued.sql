@@ -9,22 +9,26 @@
 -- joined ~20M license-months with the terms' months on the large vendor (DECISIONLOG, "dbt build
 -- on the large vendor, part 2"). int_license_days_valued expands the runs to months.
 
+-- DuckDB keeps every CTE read more than once in memory for the whole query: the table reads and
+-- the join that are cheap to repeat are `not materialized` (read twice each), which leaves room
+-- under the 1 GB cap on the large vendor.
+
 with
 
-terms as (
+terms as not materialized (
 
     select * from {{ ref('int_terms_netted') }}
     where not is_refunded
 
 ),
 
-term_ends as (
+term_ends as not materialized (
 
     select * from {{ ref('int_term_ends_resolved') }}
 
 ),
 
-as_of as (
+as_of as not materialized (
 
     select
         vendor_id,
@@ -54,7 +58,7 @@ licenses as (
 
 ),
 
-graced_terms as (
+graced_terms as not materialized (
 
     -- Grace in MRR (exact rule 5): a term ending at a renewed or still pending opportunity e
     -- also covers [e, e + grace_days), so a late renewal is neither churn nor reactivation.
@@ -112,16 +116,14 @@ segment_starts as (
     from licenses
     union
     select
-        vendor_id,
-        license_key,
-        covered_from_month as segment_month
+        term_months.vendor_id,
+        term_months.license_key,
+        case
+            when sides.is_from then term_months.covered_from_month
+            else term_months.covered_to_month
+        end as segment_month
     from term_months
-    union
-    select
-        vendor_id,
-        license_key,
-        covered_to_month as segment_month
-    from term_months
+    cross join (values (true), (false)) as sides (is_from)
 
 ),
 
