@@ -16,7 +16,7 @@ DBT = Path(__file__).resolve().parent.parent / "dbt"
 
 # Each DuckDB-only construct this project used, with the portable spelling to use instead.
 DUCKDB_ONLY: dict[str, str] = {
-    r"\bqualify\b": "select distinct on (key) ... order by key, ...",
+    r"\bqualify\b": "{{ distinct_on(key) }} ... {{ distinct_on_order(key, order) }}",
     r"\btry_cast\s*\(": "{{ try_cast(expression, type) }}",
     r"\blast_day\s*\(": "{{ month_end(day) }}",
     r"\bdate_trunc\s*\(": "{{ month_start(day) }} or dbt.date_trunc",

@@ -62,18 +62,38 @@
 {%- endmacro %}
 
 
-{% macro month_before(partition_by) -%}
-    {#- Over rows of one month each (columns `month`, `mrr`), per `partition_by`: the MRR of the
-        month before (0 before the first) and whether an earlier month had MRR, what
-        mrr_movement needs. "Earlier MRR" is the partition's first month with MRR lying before
-        this one: a whole-partition aggregate rather than a running one, 10% of the model. -#}
-    coalesce(lag(mrr) over (partition by {{ partition_by }} order by month), 0)
-        as prior_month_mrr,
-    coalesce(
-        min(month) filter (where {{ has_mrr('mrr') }}) over (partition by {{ partition_by }})
-        < month,
-        false
-    ) as had_mrr_before
+{% macro run_before(partition_by) -%}
+    {#- Over runs of months with one MRR each (columns `first_month`, `mrr`) that tile each
+        `partition_by`'s months: the MRR of the run before (0 before the first) and the
+        partition's first month with MRR > 0. Per run, not per month: a window over the runs
+        instead of over ~20M license-months on the large vendor. -#}
+    {%- set run_order = 'partition by ' ~ partition_by ~ ' order by first_month' -%}
+    coalesce(lag(mrr) over ({{ run_order }}), 0) as prior_run_mrr,
+    min(first_month) filter (where {{ has_mrr('mrr') }}) over (
+        {{ run_order }} rows between unbounded preceding and unbounded following
+    ) as first_paid_month
+{%- endmacro %}
+
+
+{% macro run_movements() -%}
+    {#- For a run (after run_before): the movement into its first month, from the run before,
+        and into each later month, from the month before in the same run (the rule on equal
+        MRR: unchanged). Classified once per run, not once per month. -#}
+    {{ mrr_movement('mrr', 'prior_run_mrr', 'coalesce(first_paid_month < first_month, false)') }}
+        as first_month_movement,
+    {{ mrr_movement('mrr', 'mrr', 'true') }} as later_month_movement
+{%- endmacro %}
+
+
+{% macro month_before(month) -%}
+    {#- For a month of a run (columns of run_before and run_movements beside it): the MRR of
+        the month before (0 before the first), whether an earlier month had MRR > 0, and the
+        movement between the two. Inside a run the month before has the run's own MRR. -#}
+    case when {{ month }} = first_month then prior_run_mrr else mrr end as prior_month_mrr,
+    coalesce(first_paid_month < {{ month }}, false) as had_mrr_before,
+    case
+        when {{ month }} = first_month then first_month_movement else later_month_movement
+    end as movement
 {%- endmacro %}
 
 

@@ -133,9 +133,7 @@ conversions as (
 
     -- Net New converts with a paid New sale; an edition upgrade trial with a paid Upgrade to the
     -- edition tried. Either within [start, end + conversion_window_days]; the first one counts.
-    select distinct on (
-        evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date
-    )
+    select {{ distinct_on('evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date') }}
         evaluations.vendor_id,
         evaluations.license_key,
         evaluations.evaluation_start_date,
@@ -157,11 +155,10 @@ conversions as (
                     and converting_sales.app_edition = evaluations.evaluating_edition
             else converting_sales.sale_type = 'New'
         end
-    order by
-        evaluations.vendor_id asc,
-        evaluations.license_key asc,
-        evaluations.evaluation_start_date asc,
-        {{ earliest_paid_first('converting_sales.') }}
+    {{ distinct_on_order(
+        'evaluations.vendor_id, evaluations.license_key, evaluations.evaluation_start_date',
+        earliest_paid_first('converting_sales.'),
+    ) }}
 
 ),
 

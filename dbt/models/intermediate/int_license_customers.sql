@@ -20,7 +20,7 @@ transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other): such a
     -- license takes the cloudId / hostLicenseId of its latest line.
-    select distinct on (vendor_id, license_key)
+    select {{ distinct_on('vendor_id, license_key') }}
         vendor_id,
         license_key,
         addon_key,
@@ -40,7 +40,7 @@ transaction_only_licenses as (
                 licenses.vendor_id = transactions.vendor_id
                 and licenses.license_key = transactions.license_key
         )
-    order by vendor_id asc, license_key asc, {{ latest_paid_first() }}
+    {{ distinct_on_order('vendor_id, license_key', latest_paid_first()) }}
 
 ),
 

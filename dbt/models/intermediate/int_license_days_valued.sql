@@ -1,20 +1,13 @@
 -- A license's MRR on the days the marts read it (METRICS.md "Recurring revenue", v2): the
 -- snapshot day of every month from the month its first counted term starts to the month of
--- as_of_date, and the day before each end that churn events and the renewal book value. The one
--- place that applies grace in MRR and layers.
+-- as_of_date, and the day before each end that churn events and the renewal book value. The runs
+-- of int_license_segments_valued (where grace and layers are applied), expanded to their months.
 
 with
 
-terms as (
+segments as (
 
-    select * from {{ ref('int_terms_netted') }}
-    where not is_refunded
-
-),
-
-term_ends as (
-
-    select * from {{ ref('int_term_ends_resolved') }}
+    select * from {{ ref('int_license_segments_valued') }}
 
 ),
 
@@ -27,198 +20,35 @@ as_of as (
 
 ),
 
-licenses as (
+expanded as (
 
-    -- Exact rule 6: a license reports under the app of its counted term with the latest
-    -- (start, end), for its whole history.
-    select distinct on (vendor_id, license_key)
-        vendor_id,
-        license_key,
-        addon_key,
-        min(term_start_date) over (partition by vendor_id, license_key)
-            as first_term_start_date
-    from terms
-    order by vendor_id asc, license_key asc, term_start_date desc, term_end_date desc
-
-),
-
-license_months as (
-
+    -- A run's value holds on the snapshot day of each of its months; a day before an end is a
+    -- run of its own month.
     select
-        licenses.vendor_id,
-        licenses.license_key,
-        {{ months_from_to(
-            month_start('licenses.first_term_start_date'), month_start('as_of.as_of_date')
-        ) }} as month
-    from licenses
-    inner join as_of on licenses.vendor_id = as_of.vendor_id
-
-),
-
-snapshot_days as (
-
-    -- The month's last day; in the month of as_of_date, as_of_date itself (the month so far).
-    select
-        license_months.vendor_id,
-        license_months.license_key,
-        least({{ month_end('license_months.month') }}, as_of.as_of_date) as value_date,
-        true as is_snapshot
-    from license_months
-    inner join as_of on license_months.vendor_id = as_of.vendor_id
-
-),
-
-days_before_ends as (
-
-    -- The day before an end whose MRR is lost (cancelled) or at stake (pending, due), unless it
-    -- is a snapshot day already (a month's last day, or as_of_date): no dedup over all days.
-    select
-        term_ends.vendor_id,
-        term_ends.license_key,
-        cast(term_ends.end_date - 1 as date) as value_date,
-        false as is_snapshot
-    from term_ends
-    inner join as_of on term_ends.vendor_id = as_of.vendor_id
-    where
-        not term_ends.is_inside_term
-        and (
-            term_ends.outcome in ('cancelled', 'pending')
-            or term_ends.end_date between as_of.as_of_date + 1 and as_of.as_of_date + 90
-        )
-        and not (
-            term_ends.end_date - 1 <= as_of.as_of_date
-            and (
-                term_ends.end_date - 1 = {{ month_end('term_ends.end_date - 1') }}
-                or term_ends.end_date - 1 = as_of.as_of_date
-            )
-        )
-
-),
-
-requested as (
-
-    select * from snapshot_days
-    union all
-    select * from days_before_ends
-
-),
-
-graced_terms as (
-
-    -- Grace in MRR (exact rule 5): a term ending at a renewed or still pending opportunity e
-    -- also covers [e, e + grace_days), so a late renewal is neither churn nor reactivation.
-    select
-        terms.vendor_id,
-        terms.license_key,
-        terms.term_id,
-        terms.term_start_date,
-        terms.term_end_date,
-        terms.monthly_value,
-        case
-            when term_ends.outcome in ('renewed', 'pending')
-                then terms.term_end_date + {{ var('grace_days') }}
-            else terms.term_end_date
-        end as covered_until_date
-    from terms
-    left join term_ends
-        on
-            terms.vendor_id = term_ends.vendor_id
-            and terms.license_key = term_ends.license_key
-            and terms.term_end_date = term_ends.end_date
-
-),
-
-term_months as (
-
-    -- The months a term may cover a requested day in, generated from the terms (a few each)
-    -- rather than by a range join of every requested day with every term.
-    select
-        graced_terms.vendor_id,
-        graced_terms.license_key,
-        graced_terms.term_id,
-        graced_terms.term_start_date,
-        graced_terms.term_end_date,
-        graced_terms.covered_until_date,
-        graced_terms.monthly_value,
-        {{ months_from_to(
-            month_start('graced_terms.term_start_date'),
-            month_start('least(graced_terms.covered_until_date - 1, as_of.as_of_date + 90)')
-        ) }} as month
-    from graced_terms
-    inner join as_of on graced_terms.vendor_id = as_of.vendor_id
-
-),
-
-covering as (
-
-    select
-        requested.vendor_id,
-        requested.license_key,
-        requested.value_date,
-        term_months.term_id,
-        term_months.term_start_date,
-        term_months.term_end_date,
-        term_months.monthly_value
-    from requested
-    inner join term_months
-        on
-            requested.vendor_id = term_months.vendor_id
-            and requested.license_key = term_months.license_key
-            and {{ month_start('requested.value_date') }} = term_months.month
-    where
-        term_months.term_start_date <= requested.value_date
-        and requested.value_date < term_months.covered_until_date
-
-),
-
-layered as (
-
-    -- Layers: a covering term is superseded by one that started later and ends on another day
-    -- (a restarted term, a billing switch), or started the same day and ends later. One that
-    -- started later and ends the same day (a co-terminated prorated upgrade) adds to it.
-    select
-        covering.*,
-        {{ is_superseded_layer('covering') }} as is_superseded
-    from covering
-
-),
-
-valued as (
-
-    select
-        vendor_id,
-        license_key,
-        value_date,
-        sum(monthly_value) filter (where not is_superseded) as mrr,
-        count(*) filter (where not is_superseded) as layers,
-        {{ arg_max('term_id', ['term_start_date', 'term_end_date']) }} as term_id
-    from layered
-    group by vendor_id, license_key, value_date
+        *,
+        {{ months_from_to('first_month', 'last_month') }} as month
+    from segments
 
 ),
 
 final as (
 
     select
-        requested.vendor_id,
-        requested.license_key,
-        licenses.addon_key,
-        {{ month_start('requested.value_date') }} as month,
-        requested.value_date,
-        requested.is_snapshot,
-        valued.term_id,
-        coalesce(valued.layers, 0) as layers,
-        cast(coalesce(valued.mrr, 0) as {{ money() }}) as mrr
-    from requested
-    inner join licenses
-        on
-            requested.vendor_id = licenses.vendor_id
-            and requested.license_key = licenses.license_key
-    left join valued
-        on
-            requested.vendor_id = valued.vendor_id
-            and requested.license_key = valued.license_key
-            and requested.value_date = valued.value_date
+        expanded.vendor_id,
+        expanded.license_key,
+        expanded.addon_key,
+        expanded.month,
+        case
+            when expanded.is_snapshot
+                then least({{ month_end('expanded.month') }}, as_of.as_of_date)
+            else expanded.value_date
+        end as value_date,
+        expanded.is_snapshot,
+        expanded.term_id,
+        expanded.layers,
+        expanded.mrr
+    from expanded
+    inner join as_of on expanded.vendor_id = as_of.vendor_id
 
 )
 

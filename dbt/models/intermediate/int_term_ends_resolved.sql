@@ -25,7 +25,7 @@ ends as (
 
     -- Where several terms end on one day, the latest paid line among them (exact rule 2)
     -- decides the app, billing period, tier and partner of the end.
-    select distinct on (vendor_id, license_key, term_end_date)
+    select {{ distinct_on('vendor_id, license_key, term_end_date') }}
         vendor_id,
         license_key,
         term_end_date as end_date,
@@ -37,7 +37,7 @@ ends as (
         partner_name,
         latest_transaction_id
     from terms
-    order by vendor_id asc, license_key asc, term_end_date asc, {{ latest_paid_first('latest_') }}
+    {{ distinct_on_order('vendor_id, license_key, term_end_date', latest_paid_first('latest_')) }}
 
 ),
 

@@ -46,7 +46,7 @@ first_hostings as (
 
     -- Exact rule 8: the hosting of the license whose first counted term starts earliest (ties:
     -- the smallest license_key).
-    select distinct on (license_customers.vendor_id, license_customers.customer_key)
+    select {{ distinct_on('license_customers.vendor_id, license_customers.customer_key') }}
         license_customers.vendor_id,
         license_customers.customer_key,
         license_customers.hosting as first_hosting
@@ -55,30 +55,28 @@ first_hostings as (
         on
             license_customers.vendor_id = first_terms.vendor_id
             and license_customers.license_key = first_terms.license_key
-    order by
-        license_customers.vendor_id asc,
-        license_customers.customer_key asc,
+    {% call distinct_on_order('license_customers.vendor_id, license_customers.customer_key') %}
         first_terms.first_term_start_date asc,
         {{ text_key('license_customers.license_key') }} asc
+    {% endcall %}
 
 ),
 
 contacts as (
 
     -- The company of the most recently updated license record names the customer.
-    select distinct on (vendor_id, customer_key)
+    select {{ distinct_on('vendor_id, customer_key') }}
         vendor_id,
         customer_key,
         company,
         country,
         region
     from license_customers
-    order by
-        vendor_id asc,
-        customer_key asc,
+    {% call distinct_on_order('vendor_id, customer_key') %}
         has_license_record desc,
         last_updated_date desc nulls last,
         {{ text_key('license_key') }} asc
+    {% endcall %}
 
 ),
 

@@ -52,7 +52,7 @@ license_customers as (
 transaction_only_licenses as (
 
     -- Lines can arrive before their license record (the API's reports lag each other).
-    select distinct on (vendor_id, license_key)
+    select {{ distinct_on('vendor_id, license_key') }}
         vendor_id,
         license_key,
         addon_license_id,
@@ -77,12 +77,11 @@ transaction_only_licenses as (
                 licenses.vendor_id = transactions.vendor_id
                 and licenses.license_key = transactions.license_key
         )
-    order by
-        vendor_id asc,
-        license_key asc,
+    {% call distinct_on_order('vendor_id, license_key') %}
         sale_date desc nulls last,
         transaction_line_item_id desc nulls last,
         transaction_id desc nulls last
+    {% endcall %}
 
 ),
 

@@ -50,7 +50,7 @@ first_terms as (
 nearest_feedback as (
 
     -- Exact rule 10: within 30 days of the end; ties: the earlier date, then type, then reason.
-    select distinct on (term_ends.vendor_id, term_ends.license_key, term_ends.end_date)
+    select {{ distinct_on('term_ends.vendor_id, term_ends.license_key, term_ends.end_date') }}
         term_ends.vendor_id,
         term_ends.license_key,
         term_ends.end_date,
@@ -63,14 +63,12 @@ nearest_feedback as (
             term_ends.vendor_id = feedback.vendor_id
             and term_ends.license_key = feedback.license_key
     where abs(feedback.feedback_date - term_ends.end_date) <= 30
-    order by
-        term_ends.vendor_id asc,
-        term_ends.license_key asc,
-        term_ends.end_date asc,
+    {% call distinct_on_order('term_ends.vendor_id, term_ends.license_key, term_ends.end_date') %}
         abs(feedback.feedback_date - term_ends.end_date) asc,
         feedback.feedback_date asc,
         {{ text_key('feedback.feedback_type') }} asc,
         {{ text_key('feedback.reason_key') }} asc
+    {% endcall %}
 
 ),
 

@@ -59,12 +59,14 @@ candidates as (
 
 matched as (
 
-    select distinct on (vendor_id, feedback_id)
+    select {{ distinct_on('vendor_id, feedback_id') }}
         vendor_id,
         feedback_id,
         license_key
     from candidates
-    order by vendor_id asc, feedback_id asc, last_updated_date desc nulls last
+    {% call distinct_on_order('vendor_id, feedback_id') %}
+        last_updated_date desc nulls last
+    {% endcall %}
 
 ),
 

@@ -62,9 +62,7 @@ refund_links as (
 
     -- The paid line a refund takes back: same license and maintenance dates, preferring the
     -- transaction the refund names, then the latest sale before it.
-    select distinct on (
-        refunds.vendor_id, refunds.transaction_id, refunds.transaction_line_item_id
-    )
+    select {{ distinct_on('refunds.vendor_id, refunds.transaction_id, refunds.transaction_line_item_id') }}
         refunds.vendor_id,
         refunds.transaction_id,
         refunds.transaction_line_item_id,
@@ -80,14 +78,12 @@ refund_links as (
             and originals.is_paid
     where refunds.is_refund
     -- nulls last, as DuckDB sorts them: Postgres puts nulls first in a descending order
-    order by
-        refunds.vendor_id asc,
-        refunds.transaction_id asc,
-        refunds.transaction_line_item_id asc,
+    {% call distinct_on_order('refunds.vendor_id, refunds.transaction_id, refunds.transaction_line_item_id') %}
         originals.transaction_id = refunds.original_transaction_id desc nulls last,
         originals.sale_date <= refunds.sale_date desc nulls last,
         originals.sale_date desc nulls last,
         originals.transaction_line_item_id desc nulls last
+    {% endcall %}
 
 ),
 

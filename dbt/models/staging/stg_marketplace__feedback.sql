@@ -41,9 +41,11 @@ renamed as (
 deduplicated as (
 
     -- No id in the API: the row hash is the key, and a re-read window can load a row twice.
-    select distinct on (vendor_id, feedback_id) *
+    select {{ distinct_on('vendor_id, feedback_id') }} *
     from renamed
-    order by vendor_id asc, feedback_id asc, dlt_load_id desc
+    {% call distinct_on_order('vendor_id, feedback_id') %}
+        dlt_load_id desc
+    {% endcall %}
 
 ),
 

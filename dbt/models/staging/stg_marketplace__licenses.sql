@@ -113,15 +113,14 @@ deduplicated as (
 
     -- The API repeats some licenses (around the data-insights split, Atlassian bug MP-557): keep
     -- the latest version, preferring the copy that carries the data-insight fields.
-    select distinct on (vendor_id, license_key) *
+    select {{ distinct_on('vendor_id, license_key') }} *
     from renamed
-    order by
-        vendor_id asc,
-        license_key asc,
+    {% call distinct_on_order('vendor_id, license_key') %}
         last_updated_date desc nulls last,
         evaluation_opportunity_size is not null desc,
         dlt_load_id desc,
         license_row_id desc
+    {% endcall %}
 
 ),
 

@@ -49,9 +49,11 @@ renamed as (
 
 deduplicated as (
 
-    select distinct on (vendor_id, attribution_id) *
+    select {{ distinct_on('vendor_id, attribution_id') }} *
     from renamed
-    order by vendor_id asc, attribution_id asc, dlt_load_id desc
+    {% call distinct_on_order('vendor_id, attribution_id') %}
+        dlt_load_id desc
+    {% endcall %}
 
 ),
 

@@ -30,21 +30,11 @@ renamed as (
 deduplicated as (
 
     -- Each run re-reads Atlassian's figures; the latest load wins.
-    select distinct on (
-        vendor_id, metric, aggregation, period_start_date, addon_key, billing_period, conversion_type,
-        series
-    ) *
+    select {{ distinct_on('vendor_id, metric, aggregation, period_start_date, addon_key, billing_period, conversion_type, series') }} *
     from renamed
-    order by
-        vendor_id asc,
-        metric asc,
-        aggregation asc,
-        period_start_date asc,
-        addon_key asc,
-        billing_period asc,
-        conversion_type asc,
-        series asc,
+    {% call distinct_on_order('vendor_id, metric, aggregation, period_start_date, addon_key, billing_period, conversion_type, series') %}
         dlt_load_id desc
+    {% endcall %}
 
 ),
 

@@ -41,9 +41,11 @@ renamed as (
 
 deduplicated as (
 
-    select distinct on (vendor_id, metric_event_id) *
+    select {{ distinct_on('vendor_id, metric_event_id') }} *
     from renamed
-    order by vendor_id asc, metric_event_id asc, dlt_load_id desc
+    {% call distinct_on_order('vendor_id, metric_event_id') %}
+        dlt_load_id desc
+    {% endcall %}
 
 ),
 

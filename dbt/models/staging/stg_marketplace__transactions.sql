@@ -100,15 +100,13 @@ renamed as (
 deduplicated as (
 
     -- A line is (transaction_id, transaction_line_item_id); exports can repeat it.
-    select distinct on (vendor_id, transaction_id, transaction_line_item_id) *
+    select {{ distinct_on('vendor_id, transaction_id, transaction_line_item_id') }} *
     from renamed
-    order by
-        vendor_id asc,
-        transaction_id asc,
-        transaction_line_item_id asc,
+    {% call distinct_on_order('vendor_id, transaction_id, transaction_line_item_id') %}
         last_updated_date desc nulls last,
         dlt_load_id desc,
         transaction_row_id desc
+    {% endcall %}
 
 ),
 
