@@ -56,6 +56,13 @@
 {%- endmacro %}
 
 
+{% macro snapshot_day(month, as_of_date) -%}
+    {#- The day a month's MRR is read on (v2 "Snapshot day"): its last day; in the month of
+        as_of_date, as_of_date itself (the month so far). -#}
+    least({{ month_end(month) }}, {{ as_of_date }})
+{%- endmacro %}
+
+
 {% macro has_mrr(value) -%}
     {#- "MRR > 0" means MRR > 1e-9 (exact rule 6). -#}
     ({{ value }} > 1e-9)

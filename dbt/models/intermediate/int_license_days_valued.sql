@@ -40,7 +40,7 @@ final as (
         expanded.month,
         case
             when expanded.is_snapshot
-                then least({{ month_end('expanded.month') }}, as_of.as_of_date)
+                then {{ snapshot_day('expanded.month', 'as_of.as_of_date') }}
             else expanded.value_date
         end as value_date,
         expanded.is_snapshot,

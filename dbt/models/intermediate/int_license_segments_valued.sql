@@ -141,7 +141,7 @@ segments as (
             ~ ' order by segment_starts.segment_month), as_of.after_as_of_month)',
             -1
         ) }} as segment_last_month,
-        least({{ month_end('segment_starts.segment_month') }}, as_of.as_of_date) as value_date,
+        {{ snapshot_day('segment_starts.segment_month', 'as_of.as_of_date') }} as value_date,
         row_number() over (
             partition by segment_starts.vendor_id, segment_starts.license_key
             order by segment_starts.segment_month

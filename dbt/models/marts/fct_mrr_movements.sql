@@ -65,7 +65,7 @@ final as (
         with_prior.month,
         with_prior.license_key,
         with_prior.addon_key,
-        least({{ month_end('with_prior.month') }}, as_of.as_of_date) as snapshot_date,
+        {{ snapshot_day('with_prior.month', 'as_of.as_of_date') }} as snapshot_date,
         with_prior.term_id,
         with_prior.layers,
         with_prior.mrr,
