@@ -18,10 +18,6 @@ from pipelines.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
-# dbt's own variable for `--resource-type`: builds of the models without the data tests, which
-# are ~300 of a build's ~345 nodes and two thirds of its time (tiny vendor: ~3.5 CPU s with models
-# only, ~10 with the data tests). Child processes inherit it; see conftest's `models_only`.
-MODELS_ONLY = {"DBT_RESOURCE_TYPES": "model"}
 
 
 def reference_file(name: str) -> Path:

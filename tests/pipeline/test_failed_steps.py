@@ -12,7 +12,7 @@ import pytest
 from pipelines import transform
 from pipelines.status import read_status
 from pipelines.warehouse import RAW_DATASET
-from tests.helpers import MODELS_ONLY, cli, query, run_at_killpoint, simulator_env
+from tests.helpers import cli, query, run_at_killpoint, simulator_env
 from tests.pipeline.test_crash_safety import assert_no_doubles, killed_run, normal_run
 from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
 
@@ -97,7 +97,7 @@ def test_a_full_disk_is_one_sentence_and_the_next_run_catches_up(
 
 
 def test_a_failed_dbt_build_after_a_load_exits_3_and_readers_keep_the_last_good_marts(
-    loaded: Any, monkeypatch: pytest.MonkeyPatch
+    loaded: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     # Finding 2: with grace_days -5, fct_churn was rebuilt, fct_renewal was not, exit 0. Here
     # every mart is rebuilt with grace_days -5, then the reconciliation test, made an error,
@@ -141,7 +141,6 @@ def test_a_failed_dbt_build_after_a_load_exits_3_and_readers_keep_the_last_good_
     assert result.exit_code == 2
     assert seen_by_readers(warehouse) == after
     monkeypatch.setattr(transform, "_build", build)
-    for name, value in MODELS_ONLY.items():  # the data of the demo's full build (conftest)
-        monkeypatch.setenv(name, value)
+    request.getfixturevalue("models_only")  # the data of the demo's full build (conftest)
     assert cli(["transform", "--warehouse", str(warehouse)]).exit_code == 0
     assert seen_by_readers(warehouse) != after
