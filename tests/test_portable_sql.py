@@ -39,6 +39,8 @@ DUCKDB_ONLY: dict[str, str] = {
 }
 # The YAML keys whose values are SQL that dbt runs.
 SQL_KEYS = {"expression", "loaded_at_field", "where"}
+# The YAML keys whose values are lists of SQL (row_assertions' expressions).
+SQL_LIST_KEYS = {"expressions"}
 
 DISPATCH_IMPLEMENTATION = re.compile(
     r"{%-?\s*macro\s+\w+__\w+\s*\(.*?{%-?\s*endmacro\s*-?%}", re.DOTALL
@@ -72,6 +74,8 @@ def sql_in_yaml(node: Any) -> Iterator[str]:
         for key, value in node.items():
             if isinstance(value, str) and (key in SQL_KEYS or (key == "rows" and is_sql_fixture)):
                 yield value
+            elif key in SQL_LIST_KEYS and isinstance(value, list):
+                yield from (item for item in value if isinstance(item, str))
             else:
                 yield from sql_in_yaml(value)
     elif isinstance(node, list):
@@ -94,6 +98,8 @@ def test_the_project_has_sql_to_check() -> None:
     assert "models/intermediate/int_license_days_valued.sql" in files
     assert "macros/cross_database.sql" in files
     assert any(name.startswith("models/marts/_marts__models.yml #") for name, _ in project_sql())
+    # row_assertions' expressions are read too (fct_mrr's quick ratio is one of them)
+    assert any("quick_ratio >= 0" in sql for _, sql in project_sql())
 
 
 def test_no_duckdb_only_sql_outside_dispatch_implementations() -> None:
