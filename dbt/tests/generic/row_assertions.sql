@@ -43,7 +43,8 @@ broken as (
 
     {%- for column, assertion, breaks in checks %}
     select
-        cast({{ "'" ~ column ~ "'" if column else "null" }} as {{ dbt.type_string() }}) as column_name,
+        cast({{ "'" ~ column ~ "'" if column else "null" }} as {{ dbt.type_string() }})
+            as column_name,
         cast('{{ assertion | replace("'", "''") }}' as {{ dbt.type_string() }}) as assertion,
         broken_{{ loop.index }} as failing_rows
     from counted
