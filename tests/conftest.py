@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ def _once_per_session(
             return warehouse, json.loads(notes.read_text())
         warehouse, built = own()
         # A copy the tests never touch: some run `mpac transform` on the warehouse itself.
+        shutil.rmtree(shared / "data", ignore_errors=True)  # a copy cut short, if any
         copy_warehouse(warehouse, shared / "data")
         notes.write_text(json.dumps(built))
         return warehouse, built  # the lock goes with the file
