@@ -33,17 +33,21 @@ Adding a test without a new backfill or dbt build (they are most of the suite's 
 
     def test_loads_more(loaded_copy, simulator): ...  # the same, loaded but never transformed
 
-Each xdist worker builds `built_warehouse` and `loaded_warehouse` once, on first use, so such
-tests need no xdist_group mark. dbt unit tests are left out of every build, as `mpac transform`
+`built_warehouse` and `loaded_warehouse` are built once per session, on first use, by whichever
+xdist worker needs them first (a worker that comes later copies them), so such tests need no
+xdist_group mark. dbt unit tests are left out of every build, as `mpac transform`
 leaves them out for users; test_marts runs them once (test_dbt_unit_tests_pass).
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
+import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -57,6 +61,7 @@ from pipelines.warehouse import DEFAULT_WAREHOUSE
 
 # The name `mpac run` gives a warehouse by default: the shared ones look like a user's.
 WAREHOUSE_NAME = DEFAULT_WAREHOUSE.name
+LEAK_CHECK_EMAIL = "leak-check@example.com"
 
 
 @pytest.fixture
@@ -102,64 +107,116 @@ class BuiltWarehouse:
     results: dict[str, str]
 
 
+def _once_per_session(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
+    """`build(warehouse)` once per test session, not once per xdist worker: the first worker
+    that needs it builds it and leaves a pristine copy of its folder (and what `build`
+    returned, JSON) in the session's shared temp folder; a worker that comes later copies that
+    folder instead of building its own. A worker never waits: while another worker is still
+    building, it builds its own, as every worker did before. Returns this worker's warehouse
+    (a folder of its own, which its tests may read) and what `build` returned."""
+    from tests.helpers import copy_warehouse
+
+    def own() -> tuple[Path, dict[str, Any]]:
+        warehouse = tmp_path_factory.mktemp(name) / "data" / WAREHOUSE_NAME
+        return warehouse, build(warehouse)
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return own()
+    # Every worker's basetemp (popen-gwN) sits in the session's one folder.
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    notes = shared / "notes.json"
+    with (shared / "lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another worker is building it right now
+            return own()
+        if notes.exists():
+            warehouse = copy_warehouse(
+                shared / "data" / WAREHOUSE_NAME, tmp_path_factory.mktemp(name) / "data"
+            )
+            return warehouse, json.loads(notes.read_text())
+        warehouse, built = own()
+        # A copy the tests never touch: some run `mpac transform` on the warehouse itself.
+        shutil.rmtree(shared / "data", ignore_errors=True)  # a copy cut short, if any
+        copy_warehouse(warehouse, shared / "data")
+        notes.write_text(json.dumps(built))
+        return warehouse, built  # the lock goes with the file
+
+
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWarehouse]:
     """dbt build is most of the suite's time: the tests that only read its result share one
-    build per worker; the tests that change it work on `built_copy`."""
+    build per session (_once_per_session); the tests that change it work on `built_copy`."""
     from pipelines.simulator.ground_truth.builder import compute_metrics
     from pipelines.transform import dbt_artifacts_dir
     from tests.helpers import cli, simulator_env
 
-    token = f"tok-{secrets.token_hex(16)}"
-    warehouse = tmp_path_factory.mktemp("built") / "data" / WAREHOUSE_NAME
-    records = io.StringIO()
-    handler = logging.StreamHandler(records)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    level = root.level
-    with run_simulator(size="tiny", credentials=("leak-check@example.com", token)) as sim:
-        env = simulator_env(sim)
-        root.addHandler(handler)
-        root.setLevel(logging.DEBUG)
-        try:
-            # The first run backfills by itself, then runs the dbt step.
-            result = cli(["run", "--warehouse", str(warehouse)], env)
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(level)
-        licenses = list(sim.state.records("licenses", with_data_insights=True))
+    def build(warehouse: Path) -> dict[str, Any]:
+        token = f"tok-{secrets.token_hex(16)}"
+        records = io.StringIO()
+        handler = logging.StreamHandler(records)
+        handler.setLevel(logging.DEBUG)
+        root = logging.getLogger()
+        level = root.level
+        with run_simulator(size="tiny", credentials=(LEAK_CHECK_EMAIL, token)) as sim:
+            root.addHandler(handler)
+            root.setLevel(logging.DEBUG)
+            try:
+                # The first run backfills by itself, then runs the dbt step.
+                result = cli(["run", "--warehouse", str(warehouse)], simulator_env(sim))
+            finally:
+                root.removeHandler(handler)
+                root.setLevel(level)
+        run_results = dbt_artifacts_dir(warehouse) / "target" / "run_results.json"
+        ran = json.loads(run_results.read_text())["results"] if run_results.exists() else []
+        return {
+            "token": token,
+            "output": result.output,
+            "exit_code": result.exit_code,
+            "log_text": records.getvalue(),
+            "results": {node["unique_id"]: node["status"] for node in ran},
+        }
+
+    warehouse, built = _once_per_session(tmp_path_factory, "built", build)
+    # This worker's own simulator, with the token the build used (the leak test searches for
+    # it): seed 42 and the fixed today, so it serves the records the build loaded.
+    with run_simulator(size="tiny", credentials=(LEAK_CHECK_EMAIL, built["token"])) as sim:
         truth = compute_metrics(
-            licenses,
+            list(sim.state.records("licenses", with_data_insights=True)),
             list(sim.state.records("transactions")),
             feedback=list(sim.state.records("feedback")),
         )
-        run_results = dbt_artifacts_dir(warehouse) / "target" / "run_results.json"
-        ran = json.loads(run_results.read_text())["results"] if run_results.exists() else []
-        results = {node["unique_id"]: node["status"] for node in ran}
         yield BuiltWarehouse(
             sim,
             warehouse,
-            env,
-            token,
-            result.output,
-            result.exit_code,
-            records.getvalue(),
+            simulator_env(sim),
+            built["token"],
+            built["output"],
+            built["exit_code"],
+            built["log_text"],
             truth,
-            results,
+            built["results"],
         )
 
 
 @pytest.fixture(scope="session")
 def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny vendor (seed 42) loaded by `mpac run --no-transform`, once per worker: its
-    folder is what `loaded_copy` copies. Nothing may write to it."""
+    """A tiny vendor (seed 42) loaded by `mpac run --no-transform`, once per session
+    (_once_per_session): its folder is what `loaded_copy` copies. Nothing may write to it."""
     from tests.helpers import cli, simulator_env
 
-    warehouse = tmp_path_factory.mktemp("loaded") / "data" / WAREHOUSE_NAME
-    with run_simulator(size="tiny") as sim:
-        result = cli(["run", "--warehouse", str(warehouse), "--no-transform"], simulator_env(sim))
-    assert result.exit_code == 0, result.output
-    return warehouse
+    def build(warehouse: Path) -> dict[str, Any]:
+        with run_simulator(size="tiny") as sim:
+            result = cli(
+                ["run", "--warehouse", str(warehouse), "--no-transform"], simulator_env(sim)
+            )
+        assert result.exit_code == 0, result.output
+        return {}
+
+    return _once_per_session(tmp_path_factory, "loaded", build)[0]
 
 
 @pytest.fixture

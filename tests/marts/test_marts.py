@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +21,7 @@ from pipelines.simulator.ground_truth.builder import compute_metrics
 from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.harness import MoreVendor
 from pipelines.transform import DBT_PROJECT_DIR
-from tests.helpers import cli, configure, dlt_settings_from, query
+from tests.helpers import cli, configure, dlt_settings_from, query, reading
 
 pytestmark = pytest.mark.integration
 
@@ -77,11 +77,17 @@ def mpac(*args: str) -> None:
 
 
 def mart_rows(
-    warehouse: Path, relation: str, columns: list[str], vendor_id: str | None = None
+    warehouse: Path,
+    relation: str,
+    columns: list[str],
+    vendor_id: str | None = None,
+    run: Callable[[str], list[tuple[Any, ...]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of a mart (of one vendor's, with `vendor_id`), on DuckDB or Postgres (query)."""
+    """The rows of a mart (of one vendor's, with `vendor_id`), on DuckDB or Postgres (query;
+    `run`: a connection of `reading` to ask on instead)."""
     where = "" if vendor_id is None else f" where vendor_id = '{int(vendor_id)}'"
-    rows = query(warehouse, f"select {', '.join(columns)} from {relation}{where}")
+    sql = f"select {', '.join(columns)} from {relation}{where}"
+    rows = run(sql) if run is not None else query(warehouse, sql)
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
@@ -100,18 +106,25 @@ def differences(
     """Per ground-truth table, the rows missing, extra or different in the warehouse (in one
     vendor's rows, with `vendor_id`)."""
     found: dict[str, list[str]] = {}
-    for name, (relation, grain, renamed) in MARTS.items():
+    with reading(warehouse) as run:  # one connection for the 15 marts
+        actual_rows = {
+            name: mart_rows(
+                warehouse,
+                relation,
+                [renamed.get(c, c) for c in getattr(tables, name)[0]],
+                vendor_id,
+                run,
+            )
+            for name, (relation, _, renamed) in MARTS.items()
+            if getattr(tables, name)
+        }
+    for name, (_, grain, renamed) in MARTS.items():
         expected_rows = getattr(tables, name)
         if not expected_rows:
             continue
         columns = list(expected_rows[0])
         expected = {tuple(row[c] for c in grain): row for row in expected_rows}
-        actual = {
-            tuple(row[renamed.get(c, c)] for c in grain): row
-            for row in mart_rows(
-                warehouse, relation, [renamed.get(c, c) for c in columns], vendor_id
-            )
-        }
+        actual = {tuple(row[renamed.get(c, c)] for c in grain): row for row in actual_rows[name]}
         problems = [f"missing {key}" for key in expected.keys() - actual.keys()]
         problems += [f"extra {key}" for key in actual.keys() - expected.keys()]
         for key in expected.keys() & actual.keys():

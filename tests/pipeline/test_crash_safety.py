@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipelines.warehouse import RAW_DATASET
-from tests.helpers import cli, query, run_at_killpoint, simulator_env
+from tests.helpers import cli, query, reading, run_at_killpoint, simulator_env
 from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
 
 pytestmark = pytest.mark.integration
@@ -37,16 +37,16 @@ def normal_run(warehouse: Path, env: dict[str, str], *args: str) -> Any:
 
 def assert_no_doubles(warehouse: Path) -> None:
     """Child rows once per parent position (the parents are checked by the ground truth)."""
-    ((rows, distinct),) = query(
-        warehouse,
-        f"select count(*), count(distinct (_dlt_parent_id, _dlt_list_idx)) "
-        f"from {RAW_DATASET}.{DISCOUNTS}",
-    )
-    assert rows == distinct, f"{rows} discount rows for {distinct}"
-    ((rows, distinct),) = query(
-        warehouse, f"select count(*), count(distinct _dlt_id) from {RAW_DATASET}.licenses"
-    )
-    assert rows == distinct, f"{rows} license versions for {distinct}"
+    with reading(warehouse) as run:  # one connection for both reads
+        ((rows, distinct),) = run(
+            f"select count(*), count(distinct (_dlt_parent_id, _dlt_list_idx)) "
+            f"from {RAW_DATASET}.{DISCOUNTS}"
+        )
+        assert rows == distinct, f"{rows} discount rows for {distinct}"
+        ((rows, distinct),) = run(
+            f"select count(*), count(distinct _dlt_id) from {RAW_DATASET}.licenses"
+        )
+        assert rows == distinct, f"{rows} license versions for {distinct}"
 
 
 @pytest.mark.parametrize("table", ["licenses", DISCOUNTS])

@@ -12,7 +12,7 @@ import pytest
 from pipelines import transform
 from pipelines.status import read_status
 from pipelines.warehouse import RAW_DATASET
-from tests.helpers import cli, query, run_at_killpoint, simulator_env
+from tests.helpers import cli, reading, run_at_killpoint, simulator_env
 from tests.pipeline.test_crash_safety import assert_no_doubles, killed_run, normal_run
 from tests.pipeline.test_runner import assert_matches_ground_truth, assert_metrics_match
 
@@ -25,17 +25,17 @@ def digest(warehouse: Path) -> str:
 
 def seen_by_readers(warehouse: Path) -> dict[str, Any]:
     """What a reader would see: loads, rows per raw table, and the marts' contents."""
-    tables = query(
-        warehouse,
-        "select schema_name || '.' || table_name from duckdb_tables() "
-        f"where schema_name in ('{RAW_DATASET}', 'marts') order by 1",
-    )
-    return {
-        name: sorted(map(str, query(warehouse, f"select * from {name}")))
-        if name.startswith("marts.")
-        else query(warehouse, f"select count(*) from {name}")[0][0]
-        for (name,) in tables
-    }
+    with reading(warehouse) as run:  # one connection for the ~35 tables
+        tables = run(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            f"where schema_name in ('{RAW_DATASET}', 'marts') order by 1"
+        )
+        return {
+            name: sorted(map(str, run(f"select * from {name}")))
+            if name.startswith("marts.")
+            else run(f"select count(*) from {name}")[0][0]
+            for (name,) in tables
+        }
 
 
 def failing_run(point: str, warehouse: Path, env: dict[str, str], *args: str) -> tuple[int, str]:

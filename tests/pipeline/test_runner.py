@@ -7,6 +7,7 @@ import base64
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from pipelines.marketplace.helpers import (
 from pipelines.simulator.ground_truth.payloads import details_events
 from pipelines.status import read_status
 from pipelines.warehouse import PIPELINE_NAME, RAW_DATASET, pipelines_dir
-from tests.helpers import cli, configure, query, simulator_env
+from tests.helpers import cli, configure, query, reading, simulator_env
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +46,24 @@ def truth(sim: Any, kind: str) -> list[dict[str, Any]]:
     return list(sim.state.records(kind, with_data_insights=True))
 
 
-def current(warehouse: Path, table: str, columns: str) -> list[tuple[Any, ...]]:
-    return query(
-        warehouse,
-        f"select {columns} from {RAW_DATASET}.{table} where _dlt_valid_to is null",
-    )
+def current(
+    warehouse: Path, table: str, columns: str, run: Callable[[str], Any] | None = None
+) -> list[tuple[Any, ...]]:
+    sql = f"select {columns} from {RAW_DATASET}.{table} where _dlt_valid_to is null"
+    return run(sql) if run is not None else query(warehouse, sql)
 
 
 def assert_matches_ground_truth(warehouse: Path, sim: Any, version: str = "v2") -> None:
     """Every key once among current rows, with the simulator's values, amounts to the cent."""
+    with reading(warehouse) as run:  # one connection for its four reads
+        _assert_matches_ground_truth(warehouse, sim, version, run)
+
+
+def _assert_matches_ground_truth(
+    warehouse: Path, sim: Any, version: str, run: Callable[[str], Any]
+) -> None:
     licenses = {license_key(r): r for r in truth(sim, "licenses")}
-    rows = current(warehouse, "licenses", "license_key, last_updated, status, tier")
+    rows = current(warehouse, "licenses", "license_key, last_updated, status, tier", run)
     keys = [r[0] for r in rows]
     assert len(keys) == len(set(keys)), "a license has two current versions"
     assert set(keys) == set(licenses)
@@ -73,6 +81,7 @@ def assert_matches_ground_truth(warehouse: Path, sim: Any, version: str = "v2") 
         "transactions",
         "transaction_id, transaction_line_item_id, purchase_details__vendor_amount, "
         "purchase_details__purchase_price, payment_status, last_updated, license_key",
+        run,
     )
     keys = [f"{r[0]}|{r[1]}" for r in rows]
     assert len(keys) == len(set(keys)), "a transaction line has two current versions"
@@ -90,7 +99,7 @@ def assert_matches_ground_truth(warehouse: Path, sim: Any, version: str = "v2") 
         ("feedback", "feedback"),
         ("marketing_attribution", "marketing_attribution"),
     ):
-        hashes = [r[0] for r in query(warehouse, f"select row_hash from {RAW_DATASET}.{table}")]
+        hashes = [r[0] for r in run(f"select row_hash from {RAW_DATASET}.{table}")]
         assert len(hashes) == len(set(hashes))
         records = truth(sim, kind)
         if version == "v3":  # v3 adds productId to every record, so to the hash too
