@@ -28,13 +28,13 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.installed ## Create .venv with everything the project needs (idempotent)
 
 test: install ## Run the test suite (unit, integration, dbt); the kill -9 matrix is test-chaos
-	$(RUN) pytest -n 2 --dist loadgroup -m "not chaos"
+	$(RUN) pytest -n 3 --dist loadgroup -m "not chaos"
 
 test-unit: install ## Run the unit tests only (seconds)
 	$(RUN) pytest -m "not integration"
 
 test-integration: install ## Run the integration tests only (simulator, pipeline, dbt)
-	$(RUN) pytest -n 2 --dist loadgroup -m "integration and not chaos"
+	$(RUN) pytest -n 3 --dist loadgroup -m "integration and not chaos"
 
 test-chaos: install ## kill -9 whole runs at 14 points, then a normal run: warehouse = ground truth
 	$(RUN) pytest -n 2 --dist loadgroup -m chaos
