@@ -8,6 +8,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +47,20 @@ def truth(sim: Any, kind: str) -> list[dict[str, Any]]:
     return list(sim.state.records(kind, with_data_insights=True))
 
 
-def current(
-    warehouse: Path, table: str, columns: str, run: Callable[[str], Any] | None = None
-) -> list[tuple[Any, ...]]:
-    sql = f"select {columns} from {RAW_DATASET}.{table} where _dlt_valid_to is null"
-    return run(sql) if run is not None else query(warehouse, sql)
+def current(run: Callable[[str], Any], table: str, columns: str) -> list[tuple[Any, ...]]:
+    """The current versions of a raw table, read with `run` (a `reading` connection)."""
+    return run(f"select {columns} from {RAW_DATASET}.{table} where _dlt_valid_to is null")
 
 
 def assert_matches_ground_truth(warehouse: Path, sim: Any, version: str = "v2") -> None:
     """Every key once among current rows, with the simulator's values, amounts to the cent."""
     with reading(warehouse) as run:  # one connection for its four reads
-        _assert_matches_ground_truth(warehouse, sim, version, run)
+        _assert_matches_ground_truth(run, sim, version)
 
 
-def _assert_matches_ground_truth(
-    warehouse: Path, sim: Any, version: str, run: Callable[[str], Any]
-) -> None:
+def _assert_matches_ground_truth(run: Callable[[str], Any], sim: Any, version: str) -> None:
     licenses = {license_key(r): r for r in truth(sim, "licenses")}
-    rows = current(warehouse, "licenses", "license_key, last_updated, status, tier", run)
+    rows = current(run, "licenses", "license_key, last_updated, status, tier")
     keys = [r[0] for r in rows]
     assert len(keys) == len(set(keys)), "a license has two current versions"
     assert set(keys) == set(licenses)
@@ -77,11 +74,10 @@ def _assert_matches_ground_truth(
 
     lines = {transaction_key(r): r for r in truth(sim, "transactions")}
     rows = current(
-        warehouse,
+        run,
         "transactions",
         "transaction_id, transaction_line_item_id, purchase_details__vendor_amount, "
         "purchase_details__purchase_price, payment_status, last_updated, license_key",
-        run,
     )
     keys = [f"{r[0]}|{r[1]}" for r in rows]
     assert len(keys) == len(set(keys)), "a transaction line has two current versions"
@@ -178,7 +174,7 @@ def test_backfill_then_incremental_equals_ground_truth_with_history(
     line_versions = versions(warehouse, "transactions", "transaction_key")
     assert all(line_versions[k] >= 2 for k in changed)
     # Records outside the incremental window were not retired.
-    assert len(current(warehouse, "licenses", "license_key")) == len(after)
+    assert len(current(partial(query, warehouse), "licenses", "license_key")) == len(after)
 
     # Types the staging models rely on.
     types = dict(
