@@ -42,7 +42,7 @@ test-chaos: install ## kill -9 whole runs at 14 points, then a normal run: wareh
 lint: install ## Style (ruff, sqlfluff), package boundaries (import-linter) and types (mypy)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) sqlfluff lint dbt/models
+	$(RUN) sqlfluff lint dbt/models dbt/tests
 	$(RUN) lint-imports
 	$(RUN) mypy
 

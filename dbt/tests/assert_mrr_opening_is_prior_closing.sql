@@ -31,7 +31,15 @@ with_previous as (
 
 final as (
 
-    select with_previous.*
+    select
+        with_previous.vendor_id,
+        with_previous.addon_key,
+        with_previous.month,
+        with_previous.prior_month_mrr,
+        with_previous.previous_mrr,
+        with_previous.previous_month,
+        with_previous.last_month,
+        as_of.as_of_date
     from with_previous
     inner join as_of on with_previous.vendor_id = as_of.vendor_id
     where

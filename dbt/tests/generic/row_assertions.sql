@@ -31,7 +31,7 @@ with
 counted as (
 
     select
-        {%- for column, assertion, breaks in checks %}
+        {% for column, assertion, breaks in checks %}
         sum(case when {{ breaks }} then 1 else 0 end) as broken_{{ loop.index }}
         {{- "," if not loop.last }}
         {%- endfor %}
@@ -41,7 +41,7 @@ counted as (
 
 broken as (
 
-    {%- for column, assertion, breaks in checks %}
+    {% for column, assertion, breaks in checks %}
     select
         cast({{ "'" ~ column ~ "'" if column else "null" }} as {{ dbt.type_string() }})
             as column_name,
