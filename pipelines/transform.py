@@ -30,6 +30,11 @@ from pipelines.warehouse import RAW_DATASET
 from pipelines.writing import discard_shadow, is_disk_full, open_shadow, swap_in, writer_lock
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+# dbt's saved parse, in its target folder; reused when nothing it depends on changed.
+PARSE_FILE = "partial_parse.msgpack"
+# A saved parse a warehouse without one of its own starts from (the test suite sets it: one
+# `dbt parse` per session instead of one per new warehouse); unset, nothing changes.
+PARSE_SEED_ENV = "MPAC_DBT_PARSE_SEED"
 # dbt statuses, as strings so that this module does not depend on dbt's enums' import paths.
 _FAILED = {"fail", "error", "runtime error"}
 _PASSED = {"pass", "success"}
@@ -332,6 +337,11 @@ def dbt_arguments(command: list[str], warehouse: Path, target: str = "local") ->
     beside `warehouse` (never in dbt/, which a read-only install or a second warehouse would
     share)."""
     artifacts = dbt_artifacts_dir(warehouse)
+    seed = os.environ.get(PARSE_SEED_ENV)
+    if seed and Path(seed).is_file() and not (artifacts / "target" / PARSE_FILE).exists():
+        # A warehouse dbt never ran on starts from a saved parse of the same project (dbt then
+        # writes its own into target/): dbt's checks still decide whether it can be used.
+        command = [*command, "--partial-parse-file-path", seed]
     return [
         *command,
         "--target",

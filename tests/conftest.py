@@ -62,8 +62,6 @@ from pipelines.warehouse import DEFAULT_WAREHOUSE
 # The name `mpac run` gives a warehouse by default: the shared ones look like a user's.
 WAREHOUSE_NAME = DEFAULT_WAREHOUSE.name
 LEAK_CHECK_EMAIL = "leak-check@example.com"
-# dbt's (hidden) flag: where to read the saved parse from; see dbt_parse_seed.
-PARSE_SEED_ENV = "DBT_PARTIAL_PARSE_FILE_PATH"
 
 
 # ---- the slowest tests start first ------------------------------------------------------------
@@ -192,20 +190,22 @@ def _shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path 
 
 @pytest.fixture(scope="session", autouse=True)
 def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One `dbt parse` per session, which every dbt command of the session starts from.
+    """One `dbt parse` per session, which every new warehouse's first dbt command starts from.
 
-    A full parse is ~3 CPU s of every tiny build, and the suite's ~30 builds each start in a
-    new folder (a fresh warehouse, a copy), where dbt finds no saved parse of its own. dbt's
-    DBT_PARTIAL_PARSE_FILE_PATH makes it read the saved parse from this file instead (it still
-    writes its own to target/): dbt's checks still apply (its version, the target, the vars,
-    the profile without the file's path: pipelines.transform.reuse_parse_across_paths, and
-    every project file's checksum), so a build whose parse would differ (Postgres, time travel,
-    another warehouse name) parses in full, as it did before. Child `mpac` processes inherit
-    the variable. What the builds build and test is the same; only how dbt reads the project.
+    A full parse is ~3 CPU s of every tiny build, and most of the suite's ~30 builds start in a
+    new folder (a fresh warehouse, a copy), where dbt finds no saved parse of its own.
+    $MPAC_DBT_PARSE_SEED (pipelines.transform.dbt_arguments) points such a first command at this
+    one; later commands read their own, as users' do. dbt's checks still decide: its version,
+    the target, the vars, the profile but for the file's path (reuse_parse_across_paths; the
+    database name stays, so `w.duckdb` parses in full) and every project file's checksum. Child
+    `mpac` processes inherit the variable. What the builds build and test is the same; only how
+    dbt reads the project.
     """
     from dbt.cli.main import dbtRunner
 
     from pipelines.transform import (
+        PARSE_FILE,
+        PARSE_SEED_ENV,
         _environment,
         dbt_arguments,
         dbt_artifacts_dir,
@@ -219,17 +219,16 @@ def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         with _environment({WAREHOUSE_ENV: str(warehouse)}):
             outcome = dbtRunner().invoke(dbt_arguments(["parse"], warehouse))
         assert outcome.success, outcome.exception
-        parsed = dbt_artifacts_dir(warehouse) / "target" / "partial_parse.msgpack"
-        os.replace(parsed, seed / "partial_parse.msgpack")
+        os.replace(dbt_artifacts_dir(warehouse) / "target" / PARSE_FILE, seed / PARSE_FILE)
 
     seed = _shared_folder(tmp_path_factory, "parse") or tmp_path_factory.mktemp("parse")
     with (seed / "lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (seed / "partial_parse.msgpack").exists():
+        if not (seed / PARSE_FILE).exists():
             parse(seed)
     saved = os.environ.get(PARSE_SEED_ENV)
-    os.environ[PARSE_SEED_ENV] = str(seed / "partial_parse.msgpack")
-    yield seed / "partial_parse.msgpack"
+    os.environ[PARSE_SEED_ENV] = str(seed / PARSE_FILE)
+    yield seed / PARSE_FILE
     if saved is None:
         os.environ.pop(PARSE_SEED_ENV, None)
     else:
