@@ -188,7 +188,14 @@ def _shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path 
     return shared
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
+def _parse_seed_for_integration_tests(request: pytest.FixtureRequest) -> None:
+    """Integration tests build warehouses: they get dbt_parse_seed (unit tests skip its ~4 s)."""
+    if request.node.get_closest_marker("integration"):
+        request.getfixturevalue("dbt_parse_seed")
+
+
+@pytest.fixture(scope="session")
 def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One `dbt parse` per session, which every new warehouse's first dbt command starts from.
 
@@ -216,7 +223,8 @@ def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     def parse(seed: Path) -> None:
         warehouse = seed / "data" / WAREHOUSE_NAME  # parsing opens no connection
         reuse_parse_across_paths()
-        with _environment({WAREHOUSE_ENV: str(warehouse)}):
+        env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        with _environment(env):
             outcome = dbtRunner().invoke(dbt_arguments(["parse"], warehouse))
         assert outcome.success, outcome.exception
         os.replace(dbt_artifacts_dir(warehouse) / "target" / PARSE_FILE, seed / PARSE_FILE)
