@@ -11,6 +11,7 @@ from pipelines.transform import (
     _release_warehouse,
     dbt_arguments,
     dbt_artifacts_dir,
+    reuse_parse_across_paths,
 )
 from pipelines.warehouse import WAREHOUSE_ENV, open_read_only
 
@@ -41,6 +42,7 @@ def build_docs(warehouse: Path) -> tuple[Path, int]:
     artifacts = dbt_artifacts_dir(warehouse)
     args = dbt_arguments(["docs", "generate", "--static"], warehouse)
     env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    reuse_parse_across_paths()
     with _environment(env):
         try:
             outcome = dbtRunner().invoke(args)

@@ -30,6 +30,11 @@ from pipelines.warehouse import RAW_DATASET
 from pipelines.writing import discard_shadow, is_disk_full, open_shadow, swap_in, writer_lock
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+# dbt's saved parse, in its target folder; reused when nothing it depends on changed.
+PARSE_FILE = "partial_parse.msgpack"
+# A saved parse a warehouse without one of its own starts from (the test suite sets it: one
+# `dbt parse` per session instead of one per new warehouse); unset, nothing changes.
+PARSE_SEED_ENV = "MPAC_DBT_PARSE_SEED"
 # dbt statuses, as strings so that this module does not depend on dbt's enums' import paths.
 _FAILED = {"fail", "error", "runtime error"}
 _PASSED = {"pass", "success"}
@@ -292,11 +297,51 @@ def run_transform(
     return summary
 
 
+def reuse_parse_across_paths() -> None:
+    """Let dbt's partial parse survive a change of the DuckDB file's path (idempotent).
+
+    dbt reuses its saved parse (target/partial_parse.msgpack) only when a hash of the profile's
+    connection values is unchanged, and for DuckDB those include `path`: every build goes into
+    the shadow (`.marketplace.next/marketplace.duckdb`), `mpac docs` reads the warehouse itself,
+    a copied or moved warehouse has another folder, so each of them parsed the whole project
+    again (~3 CPU s, a fifth of a tiny build). No model reads `target.path`; what parsing does
+    depend on stays in the hash: the database name (the file's stem), the schema, the settings,
+    the target name and vars (dbt's own checks), and every project file (dbt compares their
+    checksums, so a changed project is still parsed again).
+    """
+    import pprint
+
+    from dbt.contracts.files import FileHash
+    from dbt.parser.manifest import ManifestLoader
+
+    original = ManifestLoader.build_manifest_state_check
+    if getattr(original, "mpac_path_free", False):
+        return
+
+    def state_check(self: Any) -> Any:
+        check = original(self)
+        keys = sorted(
+            (key, value)
+            for key, value in self.root_project.credentials.connection_info()
+            if key != "path"
+        )
+        check.profile_hash = FileHash.from_contents(pprint.pformat(keys))
+        return check
+
+    state_check.mpac_path_free = True  # type: ignore[attr-defined]
+    ManifestLoader.build_manifest_state_check = state_check  # type: ignore[method-assign]
+
+
 def dbt_arguments(command: list[str], warehouse: Path, target: str = "local") -> list[str]:
     """A dbt command over this project and a profile `target`, its artefacts and logs kept
     beside `warehouse` (never in dbt/, which a read-only install or a second warehouse would
     share)."""
     artifacts = dbt_artifacts_dir(warehouse)
+    seed = os.environ.get(PARSE_SEED_ENV)
+    if seed and Path(seed).is_file() and not (artifacts / "target" / PARSE_FILE).exists():
+        # A warehouse dbt never ran on starts from a saved parse of the same project (dbt then
+        # writes its own into target/): dbt's checks still decide whether it can be used.
+        command = [*command, "--partial-parse-file-path", seed]
     return [
         *command,
         "--target",
@@ -347,6 +392,7 @@ def _build(
         # points at); DBT_LOG_LEVEL_FILE=debug brings the statements back.
         "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE") or "info",
     }
+    reuse_parse_across_paths()
     with _environment(env), dbt_progress(console) as callbacks:
         try:
             runner = dbtRunner(callbacks=callbacks) if callbacks else dbtRunner()

@@ -64,6 +64,41 @@ WAREHOUSE_NAME = DEFAULT_WAREHOUSE.name
 LEAK_CHECK_EMAIL = "leak-check@example.com"
 
 
+# ---- the slowest tests start first ------------------------------------------------------------
+
+# Test functions (every parameter of each), slowest first: `make test` at -n 3 (session 6, this
+# machine, --durations; seconds in the comments). xdist hands out the groups first (pg,
+# logged_run), then single tests in collection order, ~3 queued per worker; the 53 s ground-truth
+# test used to start wherever test_marts.py came and end last. Longest first leaves the short
+# tests for the end, where they fill the workers evenly. Only the order changes: a renamed test
+# just loses its place here.
+SLOW_FIRST = (
+    "test_marts_equal_ground_truth_after_backfill_and_after_time_travel",  # 53 (duckdb)
+    "test_mpac_report_shows_the_v2_figures_of_the_marts",  # 26 (builds built_warehouse)
+    "test_two_vendors_share_a_warehouse_and_each_equals_its_own_ground_truth",  # 37
+    "test_a_failed_dbt_build_after_a_load_exits_3_and_readers_keep_the_last_good_marts",  # 29
+    "test_the_demo_says_where_its_warehouse_dashboard_and_docs_are",  # 25
+    "test_a_load_killed_right_after_a_staging_copy_does_not_double_rows_on_the_rerun",  # 17 x 2
+    "test_a_terminal_shows_progress_of_load_and_dbt",  # 16
+    "test_the_pii_policy_holds_in_raw_tables_marts_and_the_published_copy",  # 14-16 x 3
+    "test_a_full_disk_is_one_sentence_and_the_next_run_catches_up",  # 12-14 x 3
+    "test_backfill_then_incremental_equals_ground_truth_with_history",  # 14 (duckdb)
+    "test_a_future_last_updated_leaves_as_of_and_the_cursor_at_the_load_day",  # 13
+    "test_a_warehouse_from_before_vendors_keeps_working_after_the_upgrade",  # 18 with setup
+    "test_bulk_and_per_record_backfills_write_the_same_raw_tables",  # 10-11 x 2
+    "test_a_second_run_says_who_holds_the_warehouse_and_exits_2_or_waits_for_it",  # 10
+    "test_faults_and_v3_still_give_the_ground_truth",  # 9-10 x 2
+    "test_dbt_unit_tests_pass",  # 10
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests of SLOW_FIRST first, in its order; the rest keep theirs (a stable sort,
+    the same on every xdist worker, as xdist requires)."""
+    rank = {name: place for place, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(getattr(item, "originalname", item.name), len(rank)))
+
+
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., RunningSimulator]]:
     """Factory: each call starts one more simulator; all stop when the test ends."""
@@ -113,26 +148,23 @@ def _once_per_session(
     """`build(warehouse)` once per test session, not once per xdist worker: the first worker
     that needs it builds it and leaves a pristine copy of its folder (and what `build`
     returned, JSON) in the session's shared temp folder; a worker that comes later copies that
-    folder instead of building its own. A worker never waits: while another worker is still
-    building, it builds its own, as every worker did before. Returns this worker's warehouse
-    (a folder of its own, which its tests may read) and what `build` returned."""
+    folder instead of building its own. A worker that comes while another is still building
+    waits for it (the lock): with three workers on two cores, a duplicate build cost ~10 CPU s
+    that the builder was short of (DECISIONLOG, "Test suite time, part 4"). Returns this
+    worker's warehouse (a folder of its own, which its tests may read) and what `build`
+    returned."""
     from tests.helpers import copy_warehouse
 
     def own() -> tuple[Path, dict[str, Any]]:
         warehouse = tmp_path_factory.mktemp(name) / "data" / WAREHOUSE_NAME
         return warehouse, build(warehouse)
 
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+    shared = _shared_folder(tmp_path_factory, name)
+    if shared is None:
         return own()
-    # Every worker's basetemp (popen-gwN) sits in the session's one folder.
-    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
-    shared.mkdir(exist_ok=True)
     notes = shared / "notes.json"
     with (shared / "lock").open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another worker is building it right now
-            return own()
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if notes.exists():
             warehouse = copy_warehouse(
                 shared / "data" / WAREHOUSE_NAME, tmp_path_factory.mktemp(name) / "data"
@@ -144,6 +176,71 @@ def _once_per_session(
         copy_warehouse(warehouse, shared / "data")
         notes.write_text(json.dumps(built))
         return warehouse, built  # the lock goes with the file
+
+
+def _shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path | None:
+    """A folder every xdist worker of this session sees (None without xdist)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return None
+    # Every worker's basetemp (popen-gwN) sits in the session's one folder.
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+@pytest.fixture(autouse=True)
+def _parse_seed_for_integration_tests(request: pytest.FixtureRequest) -> None:
+    """Integration tests build warehouses: they get dbt_parse_seed (unit tests skip its ~4 s)."""
+    if request.node.get_closest_marker("integration"):
+        request.getfixturevalue("dbt_parse_seed")
+
+
+@pytest.fixture(scope="session")
+def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One `dbt parse` per session, which every new warehouse's first dbt command starts from.
+
+    A full parse is ~3 CPU s of every tiny build, and most of the suite's ~30 builds start in a
+    new folder (a fresh warehouse, a copy), where dbt finds no saved parse of its own.
+    $MPAC_DBT_PARSE_SEED (pipelines.transform.dbt_arguments) points such a first command at this
+    one; later commands read their own, as users' do. dbt's checks still decide: its version,
+    the target, the vars, the profile but for the file's path (reuse_parse_across_paths; the
+    database name stays, so `w.duckdb` parses in full) and every project file's checksum. Child
+    `mpac` processes inherit the variable. What the builds build and test is the same; only how
+    dbt reads the project.
+    """
+    from dbt.cli.main import dbtRunner
+
+    from pipelines.transform import (
+        PARSE_FILE,
+        PARSE_SEED_ENV,
+        _environment,
+        dbt_arguments,
+        dbt_artifacts_dir,
+        reuse_parse_across_paths,
+    )
+    from pipelines.warehouse import WAREHOUSE_ENV
+
+    def parse(seed: Path) -> None:
+        warehouse = seed / "data" / WAREHOUSE_NAME  # parsing opens no connection
+        reuse_parse_across_paths()
+        env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        with _environment(env):
+            outcome = dbtRunner().invoke(dbt_arguments(["parse"], warehouse))
+        assert outcome.success, outcome.exception
+        os.replace(dbt_artifacts_dir(warehouse) / "target" / PARSE_FILE, seed / PARSE_FILE)
+
+    seed = _shared_folder(tmp_path_factory, "parse") or tmp_path_factory.mktemp("parse")
+    with (seed / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (seed / PARSE_FILE).exists():
+            parse(seed)
+    saved = os.environ.get(PARSE_SEED_ENV)
+    os.environ[PARSE_SEED_ENV] = str(seed / PARSE_FILE)
+    yield seed / PARSE_FILE
+    if saved is None:
+        os.environ.pop(PARSE_SEED_ENV, None)
+    else:
+        os.environ[PARSE_SEED_ENV] = saved
 
 
 @pytest.fixture(scope="session")

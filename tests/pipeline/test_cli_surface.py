@@ -133,7 +133,7 @@ def test_a_terminal_shows_progress_of_load_and_dbt(make_simulator: Any, tmp_path
     if pid == 0:  # the child: mpac in a pseudo-terminal
         os.execve(
             MPAC,
-            [MPAC, "run", "--warehouse", str(tmp_path / "w.duckdb")],
+            [MPAC, "run", "--warehouse", str(tmp_path / "marketplace.duckdb")],
             environment(sim, TERM="xterm-256color", COLUMNS="120"),
         )
     output = b""

@@ -56,7 +56,7 @@ def test_a_load_killed_right_after_a_staging_copy_does_not_double_rows_on_the_re
     # Finding 0: dlt empties staging once per package and re-runs, on resume, a copy job that
     # had committed; the merge then inserted every row of it twice.
     env = simulator_env(simulator)
-    warehouse = tmp_path / "w.duckdb"
+    warehouse = tmp_path / "marketplace.duckdb"
     killed_run(f"load-copy:{table}", warehouse, env, "--no-transform")
     normal_run(warehouse, env)  # with the dbt build: its unique tests fail on doubles
     assert_matches_ground_truth(warehouse, simulator)

@@ -192,7 +192,7 @@ def test_a_future_last_updated_leaves_as_of_and_the_cursor_at_the_load_day(
 ) -> None:
     sim = make_simulator(vendor=Quirky({"licenses": one_future_license}))
     configure(monkeypatch, sim)
-    warehouse = tmp_path / "w.duckdb"
+    warehouse = tmp_path / "marketplace.duckdb"
     runner.run(warehouse, transform=False, retry=FAST_RETRY)
     load_day = sim.today
     assert query(warehouse, f"select load_day from {RAW_DATASET}.load_days") == [(load_day,)]

@@ -60,7 +60,7 @@ def test_the_pii_policy_holds_in_raw_tables_marts_and_the_published_copy(
         # the data, so their builds keep the data tests.
         request.getfixturevalue("models_only")
     sim = make_simulator(size="tiny")
-    warehouse, published = tmp_path / "data" / "w.duckdb", tmp_path / "bi" / "copy.duckdb"
+    warehouse, published = tmp_path / "data" / "marketplace.duckdb", tmp_path / "bi" / "copy.duckdb"
     env = simulator_env(sim, pii=mode, pii_salt=SALT)
     result = cli(["run", "--warehouse", str(warehouse), "--publish", str(published)], env)
     assert result.exit_code == 0, result.output

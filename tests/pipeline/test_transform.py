@@ -163,3 +163,47 @@ def test_cli_rejects_bad_input_in_one_line(option: str, value: str, message: str
     result = CliRunner().invoke(app, ["transform", option, value])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_warehouse_without_a_saved_parse_starts_from_the_seed_then_from_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse, seed = tmp_path / "data" / "marketplace.duckdb", tmp_path / "seed.msgpack"
+    flag = "--partial-parse-file-path"
+    monkeypatch.delenv(transform.PARSE_SEED_ENV, raising=False)
+    assert flag not in transform.dbt_arguments(["build"], warehouse)  # users: dbt as it is
+    monkeypatch.setenv(transform.PARSE_SEED_ENV, str(seed))
+    assert flag not in transform.dbt_arguments(["build"], warehouse)  # no such file: ignored
+    seed.write_bytes(b"saved parse")
+    args = transform.dbt_arguments(["build"], warehouse)
+    assert args[args.index(flag) + 1] == str(seed)
+    own = transform.dbt_artifacts_dir(warehouse) / "target" / transform.PARSE_FILE
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"its own")
+    assert flag not in transform.dbt_arguments(["build"], warehouse)
+
+
+def test_dbt_reuses_a_parse_across_folders_but_not_across_database_names() -> None:
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials
+    from dbt.parser.manifest import ManifestLoader
+
+    transform.reuse_parse_across_paths()
+    transform.reuse_parse_across_paths()  # idempotent: wraps dbt's check once
+
+    def profile_hash(path: str, **settings: Any) -> Any:
+        credentials = DuckDBCredentials.from_dict({"path": path, "schema": "main", **settings})
+        config = SimpleNamespace(
+            cli_vars={},
+            args=SimpleNamespace(profile=None, target="local"),
+            project_env_vars={},
+            credentials=credentials,
+        )
+        project = SimpleNamespace(project_root=str(transform.DBT_PROJECT_DIR))
+        loader = SimpleNamespace(root_project=config, all_projects={"mpac_warehouse": project})
+        return ManifestLoader.build_manifest_state_check(loader).profile_hash
+
+    here = profile_hash("/a/data/.marketplace.next/marketplace.duckdb")
+    assert profile_hash("/b/data/marketplace.duckdb") == here
+    # The manifest's relations carry the database name (the file's stem) and the settings.
+    assert profile_hash("/a/data/w.duckdb") != here
+    assert profile_hash("/b/data/marketplace.duckdb", settings={"threads": 1}) != here
