@@ -274,8 +274,9 @@ def marketing_attribution(run: Extraction) -> Batches:
     """
     yield from with_cursor(
         run,
-        lambda start, _: extraction.attribution_records(run, start),
+        lambda start, source: extraction.attribution_records(run, start, source),
         extraction.attribution_day,
+        reads=lambda start: extraction.attribution_reads(run, start),
         arrives_late_days=settings.ATTRIBUTION_ARRIVES_LATE_DAYS,
     )
 

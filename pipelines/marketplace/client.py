@@ -398,11 +398,12 @@ class MarketplaceClient:
         except NotFoundError:
             raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
 
-    def download_export(self, handle: ExportHandle, target: Path) -> None:
+    def download_export(self, handle: ExportHandle, target: Path) -> str:
         """The body of a COMPLETED export written to `target` as it arrives (retried from its
-        start under the same policy; a body that does not end its JSON array is cut short)."""
+        start under the same policy; a body that does not end its JSON array is cut short),
+        and the digest of its bytes."""
         try:
-            self._download(handle.download_url, target, f"export {handle.id} download")
+            return self._download(handle.download_url, target, f"export {handle.id} download")
         except NotFoundError:
             raise UserError(f"export {handle.id} vanished before it could be downloaded.") from None
 

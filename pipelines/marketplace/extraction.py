@@ -51,12 +51,14 @@ Tracker = Callable[[Iterable[Record]], Iterator[Record]]
 @dataclass(frozen=True)
 class Read:
     """One query of an incremental window that a sync `.../export` answers (paged if the
-    export keeps failing)."""
+    export keeps failing), or an async export (`exported`)."""
 
     path: str
     items_key: str
     query: dict[str, str]
     what: str
+    # Served by an async export only (marketing attribution): initiated, polled, downloaded.
+    exported: bool = False
 
 
 # The records of one Read: streamed from the API, or parsed from a body already downloaded.
@@ -151,7 +153,7 @@ def with_cursor(
         if tables is not None and run.bulk:
             yield from tables(tracked)
         else:
-            yield from batched(tracked(records(None, streamed(run.client))))
+            yield from batched(tracked(records(None, streamed(run))))
         state.pop("last_read", None)
         state.pop("last_bytes", None)
         state["cursor"] = capped_at_api_day(newest)
@@ -162,10 +164,10 @@ def with_cursor(
     # Held back in a scratch file, not in memory (six months of a large vendor's metric events
     # are hundreds of thousands), until the digest says whether to load them.
     with tempfile.TemporaryDirectory(prefix="mpac-read-") as scratch:
-        source: Source = streamed(run.client)
+        source: Source = streamed(run)
         seen_bytes: dict[str, str] | None = None
         if reads is not None:
-            bodies = Bodies(run.client, reads(start), Path(scratch))
+            bodies = Bodies(run, reads(start), Path(scratch))
             seen_bytes = bodies.key(window, rules_fingerprint(run))
             if seen_bytes is not None and state.get("last_bytes") == seen_bytes:
                 log.info(
@@ -218,8 +220,8 @@ class Bodies:
     has no bytes to compare, so the window then has no `key` and is parsed as before.
     """
 
-    def __init__(self, client: MarketplaceClient, reads: list[Read], folder: Path) -> None:
-        self.client = client
+    def __init__(self, run: Extraction, reads: list[Read], folder: Path) -> None:
+        self.client = client = run.client
         self.reads = reads
         # Per read, in order: its body's file and digest (None: paged instead).
         self._files: list[Path | None] = []
@@ -228,6 +230,12 @@ class Bodies:
         for number, read in enumerate(reads):
             target = folder / f"{number}.json"
             query = {**read.query, "accept": "json"}
+            if read.exported:
+                # No other way to read these: a failure is the run's, as when streamed.
+                self._digests.append(run.exporter.body(read.path, read.query, read.what, target))
+                self._files.append(target)
+                self._bytes += target.stat().st_size
+                continue
             try:
                 digest = client.download_sync_export(read.path, query, target, read.what)
             except UserError as error:
@@ -321,9 +329,15 @@ def exported_or_paged(
         yield from client.paginate(path, items_key, query, what=what)
 
 
-def streamed(client: MarketplaceClient) -> Source:
-    """Each Read's records as they arrive (`exported_or_paged`)."""
-    return lambda read: exported_or_paged(client, read.path, read.items_key, read.query, read.what)
+def streamed(run: Extraction) -> Source:
+    """Each Read's records as they arrive (`exported_or_paged`, or the async export)."""
+
+    def source(read: Read) -> Iterable[Record]:
+        if read.exported:
+            return run.exporter.records(read.path, read.query, read.what)
+        return exported_or_paged(run.client, read.path, read.items_key, read.query, read.what)
+
+    return source
 
 
 def _window_name(kind: str, window: Window) -> str:
@@ -351,7 +365,7 @@ def license_records(
     A license returned twice keeps its first copy (the windows put the insights one first)."""
     if start is None:
         return _licenses(run, _exported(run, "licenses", _license_plan(run)))
-    source = source or streamed(run.client)
+    source = source or streamed(run)
     return _licenses(run, [source(read) for read in license_reads(run, start)])
 
 
@@ -404,7 +418,7 @@ def transaction_records(
     records are rewritten, and a retried export starts over)."""
     if start is None:
         return _transactions(run, _exported(run, "sales/transactions", _transaction_plan(run)))
-    source = source or streamed(run.client)
+    source = source or streamed(run)
     sources = [source(read) for read in transaction_reads(run, start)]
     return _transactions(run, sources, seen=set())
 
@@ -501,15 +515,23 @@ def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]
             yield {**record, "row_hash": row_hash(record)}
 
 
-def attribution_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+def attribution_records(
+    run: Extraction, start: dt.date | None, source: Source | None = None
+) -> Iterator[Record]:
     """Only an async export serves attribution: from `start`, or from the first day."""
+    source = source or streamed(run)
+    for read in attribution_reads(run, start):
+        for record in source(read):
+            record = run.protect(record)
+            yield {**record, "row_hash": row_hash(record)}
+
+
+def attribution_reads(run: Extraction, start: dt.date | None) -> list[Read]:
+    """The one attribution export: from `start`, or from the first day."""
     start = start or run.first_day
-    params = {"startDate": start.isoformat()}
-    for record in run.exporter.records(
-        "marketing-attribution", params, what=f"marketing attribution from {start}"
-    ):
-        record = run.protect(record)
-        yield {**record, "row_hash": row_hash(record)}
+    what = f"marketing attribution from {start}"
+    query = {"startDate": start.isoformat()}
+    return [Read("marketing-attribution", "marketingAttribution", query, what, exported=True)]
 
 
 def attribution_day(record: Record) -> str | None:
@@ -546,7 +568,7 @@ def metric_event_records(
     """The events of the months from `run.events_from`, plus on an incremental run the events
     updated since `changed_since` whatever their month, each through the sync export (a large
     vendor's renewals updated in the look-back are hundreds of pages of 50)."""
-    source = source or streamed(run.client)
+    source = source or streamed(run)
     # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
     seen: set[int] = set()
     for read in metric_event_reads(run, changed_since):
