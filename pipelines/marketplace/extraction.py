@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -278,17 +279,20 @@ class Bodies:
 
 def rules_fingerprint(run: Extraction) -> str:
     """What turns an export's bytes into this run's records, as one digest: the code of the
-    record rules (these modules: any change to them means records may differ) and the PII
-    policy applied to a sample contact (a new policy or hash salt gives other records; the
-    salt itself is not kept, only its HMAC of the sample). Same bytes under the same
-    fingerprint give the same records."""
-    from pipelines.marketplace import client as client_module
-    from pipelines.marketplace import helpers
+    record rules (the source's modules: any change to them may change records, so a new
+    version parses its first read again) and the PII policy applied to a sample contact (a
+    new policy or hash salt gives other records; the salt is not kept, only a digest of its
+    HMAC of the sample). Same bytes under the same fingerprint give the same records."""
+    import pipelines.marketplace as package
 
     summary = hashlib.sha256()
-    for module in (client_module, helpers, settings):
-        summary.update(Path(str(module.__file__)).read_bytes())
-    summary.update(Path(__file__).read_bytes())
+    for name in ("__init__.py", "client.py", "extraction.py", "helpers.py", "settings.py"):
+        try:
+            summary.update((Path(str(package.__file__)).parent / name).read_bytes())
+        except OSError:
+            # No source to read (an unusual install): a fingerprint that never repeats, so
+            # every window is parsed, as before bytes were compared.
+            summary.update(os.urandom(16))
     sample = {"contactDetails": {"technicalContact": {"email": "a@example.com", "name": "A"}}}
     summary.update(orjson.dumps([run.pii, run.vendor_id, run.protect(sample)]))
     return summary.hexdigest()[:32]

@@ -222,3 +222,26 @@ def test_a_paged_window_has_no_bytes_and_is_parsed_every_run(
     assert "last_bytes" not in runs.state()
     assert runs.run() == 0  # paged again: same records, nothing loaded
     assert parsed == []  # paging parses no body file
+
+
+def test_the_rules_fingerprint_follows_the_pii_policy_and_its_salt(api: Api) -> None:
+    client = make_client(api)
+
+    def fingerprint(pii: str, salt: str | None) -> str:
+        run = Extraction(
+            client=client,
+            exporter=ExportRunner(client, ExportLedger(None)),
+            first_day=dt.date(2026, 1, 1),
+            lookback_days=3,
+            backfill=False,
+            today=dt.date(2026, 11, 15),
+            pii=pii,
+            pii_salt=salt,
+            vendor_id="1",
+        )
+        return extraction.rules_fingerprint(run)
+
+    keep = fingerprint("keep", None)
+    assert keep == fingerprint("keep", None)
+    assert len({keep, fingerprint("drop", None), fingerprint("hash", "one")}) == 3
+    assert fingerprint("hash", "one") != fingerprint("hash", "two")
