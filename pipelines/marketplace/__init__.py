@@ -206,9 +206,10 @@ def licenses(run: Extraction) -> Batches:
     """
     yield from with_cursor(
         run,
-        lambda start: extraction.license_records(run, start),
+        lambda start, source: extraction.license_records(run, start, source),
         _updated,
         tables=lambda tracked: extraction.license_tables(run, tracked),
+        reads=lambda start: extraction.license_reads(run, start),
     )
 
 
@@ -233,9 +234,10 @@ def transactions(run: Extraction) -> Batches:
     """
     yield from with_cursor(
         run,
-        lambda start: extraction.transaction_records(run, start),
+        lambda start, source: extraction.transaction_records(run, start, source),
         _updated,
         tables=lambda tracked: extraction.transaction_tables(run, tracked),
+        reads=lambda start: extraction.transaction_reads(run, start),
     )
 
 
@@ -253,7 +255,7 @@ def feedback(run: Extraction) -> Batches:
     by date window.
     """
     yield from with_cursor(
-        run, lambda start: extraction.feedback_records(run, start), lambda r: r.get("date")
+        run, lambda start, _: extraction.feedback_records(run, start), lambda r: r.get("date")
     )
 
 
@@ -272,8 +274,9 @@ def marketing_attribution(run: Extraction) -> Batches:
     """
     yield from with_cursor(
         run,
-        lambda start: extraction.attribution_records(run, start),
+        lambda start, source: extraction.attribution_records(run, start, source),
         extraction.attribution_day,
+        reads=lambda start: extraction.attribution_reads(run, start),
         arrives_late_days=settings.ATTRIBUTION_ARRIVES_LATE_DAYS,
     )
 
@@ -296,7 +299,7 @@ def metric_aggregates(run: Extraction) -> Batches:
     """
     yield from with_cursor(
         run,
-        lambda start: extraction.metric_aggregate_records(run, start),
+        lambda start, _: extraction.metric_aggregate_records(run, start),
         lambda r: r.get("period_start"),
     )
 
@@ -317,7 +320,12 @@ def metric_events(run: Extraction) -> Batches:
     disappears), plus the events updated since the cursor whatever their date, which replace
     their earlier versions by `event_key`.
     """
-    yield from with_cursor(run, lambda start: extraction.metric_event_records(run, start), _updated)
+    yield from with_cursor(
+        run,
+        lambda start, source: extraction.metric_event_records(run, start, source),
+        _updated,
+        reads=lambda start: extraction.metric_event_reads(run, start),
+    )
 
 
 @dlt.resource(

@@ -119,12 +119,17 @@ class ExportRunner:
     def download(self, path: str, params: Mapping[str, Any], what: str, target: Path) -> Path:
         """The export's body, as sent (one JSON array), written to `target`: the bulk path
         parses it from there, so a download of any size costs no memory."""
+        self.body(path, params, what, target)
+        return target
+
+    def body(self, path: str, params: Mapping[str, Any], what: str, target: Path) -> str:
+        """`download`, returning the digest of the body's bytes (client.body_digest)."""
         key = export_key(path, params)
         handle = self.completed(path, params, what)
         start_bytes = self.client.bytes_downloaded
-        self.client.download_export(handle, target)
+        digest = self.client.download_export(handle, target)
         self._downloaded(key, handle, what, "to a file", start_bytes)
-        return target
+        return digest
 
     def completed(self, path: str, params: Mapping[str, Any], what: str) -> ExportHandle:
         """The handle of the export once COMPLETED: resumed or initiated, polled to the

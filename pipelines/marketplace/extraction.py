@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import ijson
 import orjson
 
 from pipelines.errors import UserError
 from pipelines.marketplace import bulk, settings
-from pipelines.marketplace.client import MarketplaceClient, log
+from pipelines.marketplace.client import MarketplaceClient, RetryableError, body_records, log
 from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
     ContentDigest,
@@ -44,6 +47,23 @@ from pipelines.marketplace.helpers import (
 Record = dict[str, Any]
 # Wraps a resource's records so that its cursor follows them (with_cursor).
 Tracker = Callable[[Iterable[Record]], Iterator[Record]]
+
+
+@dataclass(frozen=True)
+class Read:
+    """One query of an incremental window that a sync `.../export` answers (paged if the
+    export keeps failing), or an async export (`exported`)."""
+
+    path: str
+    items_key: str
+    query: dict[str, str]
+    what: str
+    # Served by an async export only (marketing attribution): initiated, polled, downloaded.
+    exported: bool = False
+
+
+# The records of one Read: streamed from the API, or parsed from a body already downloaded.
+Source = Callable[[Read], Iterable[Record]]
 
 
 @dataclass
@@ -86,18 +106,20 @@ class Extraction:
 
 def with_cursor(
     run: Extraction,
-    records: Callable[[dt.date | None], Iterable[Record]],
+    records: Callable[[dt.date | None, Source], Iterable[Record]],
     cursor_of: Callable[[Record], str | None],
     arrives_late_days: int = 0,
     tables: Callable[[Tracker], Iterator[Any]] | None = None,
+    reads: Callable[[dt.date], list[Read]] | None = None,
 ) -> Iterator[Any]:
     """A resource's records in batches, with its cursor kept in dlt's resource state.
 
     `tables`, given, reads a backfill in bulk (Arrow tables, bulk.py) instead of `records`.
     `records` gets the day to read from (the saved cursor minus the look-back, widened by
-    `arrives_late_days`), or None for a backfill. The cursor is the latest `cursor_of` value
-    seen and is written only after the last record: dlt commits resource state together with
-    the load, so a run that fails anywhere leaves the cursor where it was.
+    `arrives_late_days`), or None for a backfill, and where to read each sync export from.
+    The cursor is the latest `cursor_of` value seen and is written only after the last
+    record: dlt commits resource state together with the load, so a run that fails anywhere
+    leaves the cursor where it was.
 
     An incremental run whose re-read window holds exactly what the last load of that window
     held (same start, same records: `content_digest`) yields nothing: loading it again could
@@ -105,6 +127,11 @@ def with_cursor(
     would put back what it deleted), and skipping it is what makes a no-op run cheap. A
     rewrite, a late attribution row or a withdrawn event changes the digest, and the whole
     window is then loaded as before.
+
+    `reads`, given, lists the sync exports of the window: each body is downloaded whole
+    first, and when every body's bytes equal those of the last load of the window (same
+    queries, same record rules: `Bodies.key`), nothing is parsed at all. Same bytes, same
+    rules: same records, so this skips only what the digest above would skip.
     """
     state = dlt.current.resource_state()
     saved = state.get("cursor")
@@ -127,8 +154,9 @@ def with_cursor(
         if tables is not None and run.bulk:
             yield from tables(tracked)
         else:
-            yield from batched(tracked(records(None)))
+            yield from batched(tracked(records(None, streamed(run))))
         state.pop("last_read", None)
+        state.pop("last_bytes", None)
         state["cursor"] = capped_at_api_day(newest)
         return
     window = {"start": start.isoformat(), "events_from": iso(run.events_from)}
@@ -136,24 +164,138 @@ def with_cursor(
     count = 0
     # Held back in a scratch file, not in memory (six months of a large vendor's metric events
     # are hundreds of thousands), until the digest says whether to load them.
-    with tempfile.TemporaryFile() as spool:
-        for record in tracked(records(start)):
-            digest.add(record)
-            spool.write(orjson.dumps(record) + b"\n")
-            count += 1
-        read = {**window, "digest": digest.hexdigest()}
-        if state.get("last_read") == read:
-            log.info(
-                "%s: the %d records re-read from %s are unchanged since the last load",
-                dlt.current.resource_name(),
-                count,
-                start,
-            )
-            return
-        spool.seek(0)
-        yield from batched(orjson.loads(line) for line in spool)
+    with tempfile.TemporaryDirectory(prefix="mpac-read-") as scratch:
+        source: Source = streamed(run)
+        seen_bytes: dict[str, str] | None = None
+        if reads is not None:
+            bodies = Bodies(run, reads(start), Path(scratch))
+            seen_bytes = bodies.key(window, rules_fingerprint(run))
+            if seen_bytes is not None and state.get("last_bytes") == seen_bytes:
+                log.info(
+                    "%s: the %d export bodies re-read from %s (%s) are the bytes of the last "
+                    "load: unchanged, not parsed",
+                    dlt.current.resource_name(),
+                    len(bodies.reads),
+                    start,
+                    bodies.size(),
+                )
+                return
+            source = bodies.records
+        with (Path(scratch) / "records.jsonl").open("w+b") as spool:
+            for record in tracked(records(start, source)):
+                digest.add(record)
+                spool.write(orjson.dumps(record) + b"\n")
+                count += 1
+            read = {**window, "digest": digest.hexdigest()}
+            if state.get("last_read") == read:
+                log.info(
+                    "%s: the %d records re-read from %s are unchanged since the last load",
+                    dlt.current.resource_name(),
+                    count,
+                    start,
+                )
+                last_bytes = state.get("last_bytes") or {}
+                if seen_bytes is not None and last_bytes.get("rules") != seen_bytes["rules"]:
+                    # First read under these rules (an upgrade, a new PII policy) and the
+                    # records are those loaded: these bytes are known to give them, so the
+                    # next run can skip the parse. A state change, landed once. (Bodies
+                    # whose bytes alone differ, say reordered, are not recorded: that would
+                    # land a state change on every run.)
+                    state["last_bytes"] = seen_bytes
+                return
+            spool.seek(0)
+            yield from batched(orjson.loads(line) for line in spool)
     state["last_read"] = read
+    if seen_bytes is not None:
+        state["last_bytes"] = seen_bytes
+    else:
+        state.pop("last_bytes", None)
     state["cursor"] = capped_at_api_day(newest)
+
+
+class Bodies:
+    """The sync-export bodies of one incremental window, each downloaded whole to a scratch
+    file (its bytes digested on the way) before any is parsed.
+
+    A read whose export keeps failing is paged instead, when its records are asked for; it
+    has no bytes to compare, so the window then has no `key` and is parsed as before.
+    """
+
+    def __init__(self, run: Extraction, reads: list[Read], folder: Path) -> None:
+        self.client = client = run.client
+        self.reads = reads
+        # Per read, in order: its body's file and digest (None: paged instead).
+        self._files: list[Path | None] = []
+        self._digests: list[str | None] = []
+        self._bytes = 0
+        for number, read in enumerate(reads):
+            target = folder / f"{number}.json"
+            query = {**read.query, "accept": "json"}
+            if read.exported:
+                # No other way to read these: a failure is the run's, as when streamed.
+                self._digests.append(run.exporter.body(read.path, read.query, read.what, target))
+                self._files.append(target)
+                self._bytes += target.stat().st_size
+                continue
+            try:
+                digest = client.download_sync_export(read.path, query, target, read.what)
+            except UserError as error:
+                log.warning("%s: export failed (%s); reading the pages instead", read.what, error)
+                target.unlink(missing_ok=True)
+                self._files.append(None)
+                self._digests.append(None)
+                continue
+            self._files.append(target)
+            self._digests.append(digest)
+            self._bytes += target.stat().st_size
+
+    def key(self, window: dict[str, str | None], rules: str) -> dict[str, str] | None:
+        """What the window's bytes were, as resource state keeps it: the record rules and one
+        digest of every read (query and body bytes); None when a read was paged."""
+        if any(digest is None for digest in self._digests):
+            return None
+        summary = hashlib.sha256(orjson.dumps(window, option=orjson.OPT_SORT_KEYS))
+        for read, digest in zip(self.reads, self._digests, strict=True):
+            identity = {"path": read.path, "query": read.query, "body": digest}
+            summary.update(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS))
+        return {"rules": rules, "bodies": summary.hexdigest()}
+
+    def size(self) -> str:
+        return f"{self._bytes / 1_000_000:.1f} MB"
+
+    def records(self, read: Read) -> Iterator[Record]:
+        """The records of `read`: parsed from its body as a streamed one would be, or paged."""
+        target = self._files[self.reads.index(read)]
+        if target is None:
+            yield from self.client.paginate(read.path, read.items_key, read.query, what=read.what)
+            return
+        try:
+            yield from body_records(target)
+        except (ijson.JSONError, RetryableError) as error:
+            raise UserError(
+                f"the {read.what} export sent a body that does not parse ({error}); run again."
+            ) from None
+
+
+def rules_fingerprint(run: Extraction) -> str:
+    """What turns an export's bytes into this run's records, as one digest: the code of the
+    record rules (the source's modules: any change to them may change records, so a new
+    version parses its first read again) and the PII policy applied to a sample contact (a
+    new policy or hash salt gives other records; the salt is not kept, only a digest of its
+    HMAC of the sample). Same bytes under the same fingerprint give the same records."""
+    import pipelines.marketplace as package
+
+    summary = hashlib.sha256()
+    for name in ("__init__.py", "client.py", "extraction.py", "helpers.py", "settings.py"):
+        try:
+            summary.update((Path(str(package.__file__)).parent / name).read_bytes())
+        except OSError:
+            # No source to read (an unusual install): a fingerprint that never repeats, so
+            # every window is parsed, as before bytes were compared.
+            summary.update(os.urandom(16))
+    sample = {"contactDetails": {"technicalContact": {"email": "a@example.com", "name": "A"}}}
+    summary.update(orjson.dumps([run.pii, run.vendor_id, run.protect(sample)]))
+    return summary.hexdigest()[:32]
 
 
 def load_day(run: Extraction) -> dt.date:
@@ -191,6 +333,17 @@ def exported_or_paged(
         yield from client.paginate(path, items_key, query, what=what)
 
 
+def streamed(run: Extraction) -> Source:
+    """Each Read's records as they arrive (`exported_or_paged`, or the async export)."""
+
+    def source(read: Read) -> Iterable[Record]:
+        if read.exported:
+            return run.exporter.records(read.path, read.query, read.what)
+        return exported_or_paged(run.client, read.path, read.items_key, read.query, read.what)
+
+    return source
+
+
 def _window_name(kind: str, window: Window) -> str:
     return f"{kind} from {window.start}" + (f" to {window.end}" if window.end else "")
 
@@ -208,20 +361,22 @@ def _exported(
 # ---- the records of each resource --------------------------------------------------------------
 
 
-def license_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+def license_records(
+    run: Extraction, start: dt.date | None, source: Source | None = None
+) -> Iterator[Record]:
     """Backfill: one export per insights window. Incremental: the records updated since
     `start`, in one sync export (a large vendor's look-back is hundreds of pages of 50).
     A license returned twice keeps its first copy (the windows put the insights one first)."""
     if start is None:
-        sources = _exported(run, "licenses", _license_plan(run))
-    else:
-        query = {
-            **settings.LICENSE_FLAGS,
-            **settings.INSIGHTS_FLAG,
-            "lastUpdated": start.isoformat(),
-        }
-        sources = [exported_or_paged(run.client, "licenses", "licenses", query, "licenses")]
-    return _licenses(run, sources)
+        return _licenses(run, _exported(run, "licenses", _license_plan(run)))
+    source = source or streamed(run)
+    return _licenses(run, [source(read) for read in license_reads(run, start)])
+
+
+def license_reads(run: Extraction, start: dt.date) -> list[Read]:
+    """The incremental look-back of licenses: those updated since `start`."""
+    query = {**settings.LICENSE_FLAGS, **settings.INSIGHTS_FLAG, "lastUpdated": start.isoformat()}
+    return [Read("licenses", "licenses", query, "licenses")]
 
 
 def license_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
@@ -259,17 +414,23 @@ def _licenses(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[
             yield sort_nested_lists(record)
 
 
-def transaction_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+def transaction_records(
+    run: Extraction, start: dt.date | None, source: Source | None = None
+) -> Iterator[Record]:
     """Backfill: one export per yearly window. Incremental: the lines updated since `start`
     in one sync export (paged if it keeps failing), each line once (pages can shift while
     records are rewritten, and a retried export starts over)."""
     if start is None:
         return _transactions(run, _exported(run, "sales/transactions", _transaction_plan(run)))
-    query = {**settings.TRANSACTION_FLAGS, "lastUpdated": start.isoformat()}
-    sources = [
-        exported_or_paged(run.client, "sales/transactions", "transactions", query, "transactions")
-    ]
+    source = source or streamed(run)
+    sources = [source(read) for read in transaction_reads(run, start)]
     return _transactions(run, sources, seen=set())
+
+
+def transaction_reads(run: Extraction, start: dt.date) -> list[Read]:
+    """The incremental look-back of transaction lines: those updated since `start`."""
+    query = {**settings.TRANSACTION_FLAGS, "lastUpdated": start.isoformat()}
+    return [Read("sales/transactions", "transactions", query, "transactions")]
 
 
 def transaction_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
@@ -358,15 +519,23 @@ def feedback_records(run: Extraction, start: dt.date | None) -> Iterator[Record]
             yield {**record, "row_hash": row_hash(record)}
 
 
-def attribution_records(run: Extraction, start: dt.date | None) -> Iterator[Record]:
+def attribution_records(
+    run: Extraction, start: dt.date | None, source: Source | None = None
+) -> Iterator[Record]:
     """Only an async export serves attribution: from `start`, or from the first day."""
+    source = source or streamed(run)
+    for read in attribution_reads(run, start):
+        for record in source(read):
+            record = run.protect(record)
+            yield {**record, "row_hash": row_hash(record)}
+
+
+def attribution_reads(run: Extraction, start: dt.date | None) -> list[Read]:
+    """The one attribution export: from `start`, or from the first day."""
     start = start or run.first_day
-    params = {"startDate": start.isoformat()}
-    for record in run.exporter.records(
-        "marketing-attribution", params, what=f"marketing attribution from {start}"
-    ):
-        record = run.protect(record)
-        yield {**record, "row_hash": row_hash(record)}
+    what = f"marketing attribution from {start}"
+    query = {"startDate": start.isoformat()}
+    return [Read("marketing-attribution", "marketingAttribution", query, what, exported=True)]
 
 
 def attribution_day(record: Record) -> str | None:
@@ -397,31 +566,42 @@ def metric_events_start(run: Extraction) -> dt.date:
     return first_of_month(add_months(anchor, -settings.METRIC_EVENTS_TRAILING_MONTHS))
 
 
-def metric_event_records(run: Extraction, changed_since: dt.date | None) -> Iterator[Record]:
+def metric_event_records(
+    run: Extraction, changed_since: dt.date | None, source: Source | None = None
+) -> Iterator[Record]:
     """The events of the months from `run.events_from`, plus on an incremental run the events
     updated since `changed_since` whatever their month, each through the sync export (a large
     vendor's renewals updated in the look-back are hundreds of pages of 50)."""
+    source = source or streamed(run)
+    # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
+    seen: set[int] = set()
+    for read in metric_event_reads(run, changed_since):
+        metric = read.path.split("/")[2]
+        for event in source(read):
+            key = metric_event_key(metric, event)
+            short = int(key[:16], 16)
+            if short in seen:
+                continue
+            seen.add(short)
+            day = event.get("eventDate")
+            month = iso(first_of_month(parse_date(day, "eventDate"))) if day else None
+            yield {
+                "metric": metric,
+                **event,
+                "period_start": month,
+                "event_key": key,
+                "row_hash": row_hash({"metric": metric, **event}),
+            }
+
+
+def metric_event_reads(run: Extraction, changed_since: dt.date | None) -> list[Read]:
+    """Per metric, the events of the months from `run.events_from`, then (incremental) those
+    updated since `changed_since`: the order the events are kept in (first copy wins)."""
     queries = [{"startDate": (run.events_from or run.first_day).isoformat()}]
     if changed_since is not None and run.events_from is not None:
         queries.append({"lastUpdated": changed_since.isoformat()})
-    # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
-    seen: set[int] = set()
-    for query in queries:
-        for metric in settings.METRICS:
-            path = f"sales/metrics/{metric}/details"
-            what = f"{metric} events"
-            for event in exported_or_paged(run.client, path, "events", query, what):
-                key = metric_event_key(metric, event)
-                short = int(key[:16], 16)
-                if short in seen:
-                    continue
-                seen.add(short)
-                day = event.get("eventDate")
-                month = iso(first_of_month(parse_date(day, "eventDate"))) if day else None
-                yield {
-                    "metric": metric,
-                    **event,
-                    "period_start": month,
-                    "event_key": key,
-                    "row_hash": row_hash({"metric": metric, **event}),
-                }
+    return [
+        Read(f"sales/metrics/{metric}/details", "events", query, f"{metric} events")
+        for query in queries
+        for metric in settings.METRICS
+    ]

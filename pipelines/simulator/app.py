@@ -21,7 +21,6 @@ from pipelines.errors import UserError
 from pipelines.simulator.exports import ExportJob, ExportKind
 from pipelines.simulator.faults import parse_faults
 from pipelines.simulator.gate import ACCOUNT_SCOPE_KEY, RestGate
-from pipelines.simulator.ground_truth.payloads import aggregate_payload
 from pipelines.simulator.ground_truth.tables import METRICS
 from pipelines.simulator.queries import (
     ENTITIES,
@@ -331,14 +330,14 @@ def make_metric_handler(metric: str) -> Callable[[Request], Awaitable[Response]]
         group_by = None
         if metric == "conversion":
             group_by = parse_choice(params, "groupBy", ("conversionType",), None)
-        body = aggregate_payload(
-            await run_in_threadpool(state.expected),
+        # Computed once per simulated day and query (SimulatorState.aggregate).
+        body = await run_in_threadpool(
+            state.aggregate,
             metric,
-            aggregation=aggregation or "week",
-            start=date.fromisoformat(start) if start else None,
-            end=date.fromisoformat(end) if end else None,
-            group_by=group_by,
-            addon_names=state.addon_names,
+            aggregation or "week",
+            date.fromisoformat(start) if start else None,
+            date.fromisoformat(end) if end else None,
+            group_by,
         )
         path = f"{api.link_base}/sales/metrics/{metric}"
         return json_response(

@@ -15,7 +15,11 @@ from pipelines.simulator.bodies import BodyCache
 from pipelines.simulator.exports import ExportRegistry
 from pipelines.simulator.faults import FaultConfig, FaultInjector, parse_faults
 from pipelines.simulator.ground_truth.builder import compute_metrics
-from pipelines.simulator.ground_truth.payloads import EventWindow, details_events
+from pipelines.simulator.ground_truth.payloads import (
+    EventWindow,
+    aggregate_payload,
+    details_events,
+)
 from pipelines.simulator.ground_truth.tables import MetricTables
 from pipelines.simulator.queries import RecordFilter
 from pipelines.simulator.vendor.catalog import SIZES, App
@@ -87,6 +91,11 @@ class SimulatorState:
         self.addon_of = {app.product_id: app.addon_key for app in vendor.apps}
         self.addon_names = {app.addon_key: app.name for app in vendor.apps}
         self._expected: tuple[date, MetricTables] | None = None
+        # Aggregate bodies by query, for the tables they were computed from (see aggregate).
+        self._aggregates: tuple[MetricTables | None, dict[tuple[object, ...], dict[str, Any]]] = (
+            None,
+            {},
+        )
         self._lists: OrderedDict[tuple[object, ...], list[Mapping[str, Any]]] = OrderedDict()
         # The vendor draws its stories lazily when an iterator starts or today moves; that step
         # must not run twice at once (exports stream from several worker threads). Rendering
@@ -162,6 +171,46 @@ class SimulatorState:
                 )
                 self._expected = (today, tables)
             return self._expected[1]
+
+    def aggregate(
+        self,
+        metric: str,
+        aggregation: str,
+        start: date | None,
+        end: date | None,
+        group_by: str | None,
+    ) -> dict[str, Any]:
+        """The body of one metric aggregate query (`aggregate_payload`), computed once per
+        simulated day and query, as `expected` is.
+
+        A large vendor's three aggregate calls cost ~4 s of counting each time they were asked,
+        while the live API answers them in well under a second; the answer only depends on the
+        tables of the day and the query, so a day's second ask is served from here. The caller
+        must not change what it gets (it is shared).
+        """
+        tables = self.expected()
+        key = (metric, aggregation, start, end, group_by)
+        with self._expected_lock:
+            computed_from, bodies = self._aggregates
+            if computed_from is not tables:
+                # A new simulated day (new tables): every body of the day before is stale.
+                bodies = {}
+                self._aggregates = (tables, bodies)
+            body = bodies.get(key)
+        if body is None:
+            body = aggregate_payload(
+                tables,
+                metric,
+                aggregation=aggregation,
+                start=start,
+                end=end,
+                group_by=group_by,
+                addon_names=self.addon_names,
+            )
+            with self._expected_lock:
+                if self._aggregates[0] is tables:
+                    self._aggregates[1][key] = body
+        return body
 
     def page(
         self,

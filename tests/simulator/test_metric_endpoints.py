@@ -153,3 +153,39 @@ def test_upgrade_conversions_are_the_edition_upgrade_trials(simulator):
     }
     assert totals[("Evaluations", "Upgrade")] == len(trials) > 0
     assert totals[("Conversions", "Upgrade")] == len(bought) > 0
+
+
+def test_an_aggregate_is_computed_once_a_day_and_anew_the_next(simulator, monkeypatch):
+    """The simulator keeps a day's aggregate bodies (a large vendor's took seconds each ask);
+    the same query the next simulated day is computed from that day's tables."""
+    import pipelines.simulator.state as state_module
+
+    calls = []
+    real = state_module.aggregate_payload
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state_module, "aggregate_payload", counting)
+    params = {"aggregation": "month", "startDate": "2016-01-01"}
+    url = f"{simulator.v2_base}/sales/metrics/churn"
+    with simulator.client() as client:
+        first = client.get(url, params=params).json()
+        again = client.get(url, params=params).json()
+        assert calls == ["churn"]
+        assert again == first
+        # Another query is another body.
+        client.get(url, params={**params, "aggregation": "week"})
+        assert calls == ["churn", "churn"]
+        simulator.advance(400)
+        later = client.get(url, params=params).json()
+    assert calls == ["churn", "churn", "churn"]
+    names = simulator.state.addon_names
+    expected = aggregate_payload(
+        simulator.expected(), "churn", "month", start=date(2016, 1, 1), addon_names=names
+    )
+    later.pop("_links")
+    first.pop("_links")
+    assert later == roundtrip(expected)
+    assert later != first
