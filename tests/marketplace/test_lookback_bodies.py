@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from pipelines.marketplace import extraction
+from pipelines.marketplace.client import MarketplaceClient
 from pipelines.marketplace.exports import ExportLedger, ExportRunner
 from pipelines.marketplace.extraction import Extraction, Read, Source, with_cursor
 from tests.marketplace.test_client import make_client
@@ -40,6 +41,21 @@ class Api:
             return httpx.Response(200, content=self.body)
         assert request.url.path.endswith(EVENTS), request.url.path
         return httpx.Response(200, json={"_links": {}, "events": orjson.loads(self.body)})
+
+
+def incremental(client: MarketplaceClient, pii: str, salt: str | None) -> Extraction:
+    """An incremental run of one vendor on 2026-11-15 (3-day look-back); `salt` only for hash."""
+    return Extraction(
+        client=client,
+        exporter=ExportRunner(client, ExportLedger(None)),
+        first_day=dt.date(2026, 1, 1),
+        lookback_days=3,
+        backfill=False,
+        today=dt.date(2026, 11, 15),
+        pii=pii,
+        pii_salt=salt if pii == "hash" else None,
+        vendor_id="1",
+    )
 
 
 def events_of(start: dt.date) -> list[Read]:
@@ -94,18 +110,7 @@ class Runs:
 
     def run(self) -> int:
         """One run; the rows it loaded into `events`."""
-        client = make_client(self.api, attempts=2)
-        run = Extraction(
-            client=client,
-            exporter=ExportRunner(client, ExportLedger(None)),
-            first_day=dt.date(2026, 1, 1),
-            lookback_days=3,
-            backfill=False,
-            today=dt.date(2026, 11, 15),
-            pii=self.pii,
-            pii_salt="salt" if self.pii == "hash" else None,
-            vendor_id="1",
-        )
+        run = incremental(make_client(self.api, attempts=2), self.pii, "salt")
         self.pipeline.run(events(run))
         trace = self.pipeline.last_trace
         assert trace.last_normalize_info is not None
@@ -228,18 +233,7 @@ def test_the_rules_fingerprint_follows_the_pii_policy_and_its_salt(api: Api) -> 
     client = make_client(api)
 
     def fingerprint(pii: str, salt: str | None) -> str:
-        run = Extraction(
-            client=client,
-            exporter=ExportRunner(client, ExportLedger(None)),
-            first_day=dt.date(2026, 1, 1),
-            lookback_days=3,
-            backfill=False,
-            today=dt.date(2026, 11, 15),
-            pii=pii,
-            pii_salt=salt,
-            vendor_id="1",
-        )
-        return extraction.rules_fingerprint(run)
+        return extraction.rules_fingerprint(incremental(client, pii, salt))
 
     keep = fingerprint("keep", None)
     assert keep == fingerprint("keep", None)
