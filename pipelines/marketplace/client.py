@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
@@ -309,17 +310,24 @@ class MarketplaceClient:
     ) -> Any:
         """One call under the retry policy; 403/404 mean a wrong vendor unless the caller
         catches NotFoundError first (see `export_status`)."""
-        try:
+        with self._gave_up(
+            lambda cause: f"the Marketplace API kept failing ({cause}) on {what}; try again later."
+        ):
             for attempt in self.retry.retrying(what):
                 with attempt:
                     return self._send(method, url, params)
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    @contextlib.contextmanager
+    def _gave_up(self, sentence: Callable[[str], str]) -> Iterator[None]:
+        """The retry policy's end as one UserError: a host that cannot be reached at all says
+        so (`unreachable`); retries used up, `sentence` of the last failure's description."""
+        try:
+            yield
         except NOT_RETRIED as error:
             raise unreachable(self.base_url, error) from None
         except RETRYABLE_EXCEPTIONS as error:
-            raise UserError(
-                f"the Marketplace API kept failing ({describe(error)}) on {what}; try again later."
-            ) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")
+            raise UserError(sentence(describe(error))) from None
 
     def get_json(self, url: str, params: Params | None = None, *, what: str = "request") -> Any:
         try:
@@ -418,7 +426,9 @@ class MarketplaceClient:
             raise self._vendor_error() from None
 
     def _download(self, url: str, target: Path, what: str) -> str:
-        try:
+        with self._gave_up(
+            lambda cause: f"the {what} kept failing ({cause}); run again to resume."
+        ):
             for attempt in self.retry.retrying(what):
                 with attempt, self._http.stream("GET", url) as response:
                     self._check(response)
@@ -433,12 +443,6 @@ class MarketplaceClient:
                     if not tail.rstrip().endswith(b"]"):
                         raise RetryableError("response body cut short or not a JSON array")
                     return digest.hexdigest()
-        except NOT_RETRIED as error:
-            raise unreachable(self.base_url, error) from None
-        except RETRYABLE_EXCEPTIONS as error:
-            raise UserError(
-                f"the {what} kept failing ({describe(error)}); run again to resume."
-            ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def stream_sync_export(self, path: str, params: Params, what: str) -> Iterator[dict[str, Any]]:
@@ -455,7 +459,9 @@ class MarketplaceClient:
 
     def _stream(self, url: str, what: str, resume_by_count: bool) -> Iterator[dict[str, Any]]:
         yielded = 0
-        try:
+        with self._gave_up(
+            lambda cause: f"the {what} kept failing ({cause}); run again to resume."
+        ):
             for attempt in self.retry.retrying(what):
                 with attempt:
                     seen = 0
@@ -465,12 +471,6 @@ class MarketplaceClient:
                             continue
                         yielded += 1
                         yield item
-        except NOT_RETRIED as error:
-            raise unreachable(self.base_url, error) from None
-        except RETRYABLE_EXCEPTIONS as error:
-            raise UserError(
-                f"the {what} kept failing ({describe(error)}); run again to resume."
-            ) from None
 
     def _parse_download(self, url: str) -> Iterator[dict[str, Any]]:
         with self._http.stream("GET", url) as response:
