@@ -171,14 +171,24 @@ class ExportRunner:
             return None
         initiated = dt.datetime.fromisoformat(entry.get("initiated_at") or "1970-01-01T00:00Z")
         age = dt.datetime.now(dt.UTC) - initiated
-        if age > dt.timedelta(hours=settings.EXPORT_RESUME_MAX_AGE_HOURS):
-            # An old export describes old data (and may be gone): start a fresh one.
+        made_on, today = entry.get("api_day"), self._api_day()
+        if age > dt.timedelta(hours=settings.EXPORT_RESUME_MAX_AGE_HOURS) or (
+            made_on and today and made_on != today
+        ):
+            # An old export describes old data (and may be gone), and one made on an earlier
+            # API day lacks that day's late attribution, which a run that landed nothing (and so
+            # kept the ledger) would otherwise read again: start a fresh one.
             self.ledger.drop(key)
             return None
         if entry["id"] not in self._known:
             log.info("%s: resuming export %s saved by an earlier run", what, entry["id"])
             self._known.add(entry["id"])
         return self.client.export_handle(path, entry["id"], entry.get("links"))
+
+    def _api_day(self) -> str | None:
+        """The API's day by its Date header, once any response has said it."""
+        day = self.client.api_day
+        return day.isoformat() if day is not None else None
 
     def _initiate(self, path: str, params: Mapping[str, Any], key: str, what: str) -> ExportHandle:
         handle = self.client.initiate_export(path, params)
@@ -189,6 +199,7 @@ class ExportRunner:
             what=what,
             status="QUEUED",
             initiated_at=dt.datetime.now(dt.UTC).isoformat(),
+            api_day=self._api_day(),
         )
         self._known.add(handle.id)
         log.info("%s: export %s initiated", what, handle.id)

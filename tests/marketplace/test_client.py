@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -325,6 +326,32 @@ class TestExports:
         rows = list(resumed.records("licenses", {"startDate": "2020-01-01"}, "licenses"))
         assert len(rows) == 3
         assert counts["initiated"] == 0
+
+    def test_a_saved_export_is_resumed_on_its_api_day_and_made_anew_on_a_later_one(
+        self, tmp_path: Path
+    ) -> None:
+        # A run that lands nothing keeps the ledger; the next day's run must not read the
+        # previous day's attribution export again (its late rows would wait for a load).
+        path = tmp_path / "exports.json"
+        params = {"startDate": "2026-10-01"}
+        handler, counts = export_api(["COMPLETED"])
+        first = runner_for(handler, ExportLedger(path))
+        first.client.api_day = dt.date(2026, 11, 15)
+        list(first.records("marketing-attribution", params, "ma"))
+        assert (
+            json.loads(path.read_text())[export_key("marketing-attribution", params)]["api_day"]
+            == "2026-11-15"
+        )
+
+        same_day = runner_for(handler, ExportLedger(path))
+        same_day.client.api_day = dt.date(2026, 11, 15)
+        list(same_day.records("marketing-attribution", params, "ma"))
+        assert counts["initiated"] == 1
+
+        next_day = runner_for(handler, ExportLedger(path))
+        next_day.client.api_day = dt.date(2026, 11, 16)
+        assert len(list(next_day.records("marketing-attribution", params, "ma"))) == 3
+        assert counts["initiated"] == 2
 
 
 def test_a_failing_sync_export_falls_back_to_paging() -> None:
