@@ -7,11 +7,10 @@ from pathlib import Path
 
 from pipelines.errors import UserError
 from pipelines.transform import (
-    _environment,
     _release_warehouse,
     dbt_arguments,
     dbt_artifacts_dir,
-    reuse_parse_across_paths,
+    dbt_invocation,
 )
 from pipelines.warehouse import WAREHOUSE_ENV, open_read_only
 
@@ -41,9 +40,7 @@ def build_docs(warehouse: Path) -> tuple[Path, int]:
         )
     artifacts = dbt_artifacts_dir(warehouse)
     args = dbt_arguments(["docs", "generate", "--static"], warehouse)
-    env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    reuse_parse_across_paths()
-    with _environment(env):
+    with dbt_invocation({WAREHOUSE_ENV: str(warehouse)}):
         try:
             outcome = dbtRunner().invoke(args)
         finally:

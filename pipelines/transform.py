@@ -132,8 +132,12 @@ def dbt_artifacts_dir(warehouse: Path) -> Path:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block (dbt reads env_var() from it)."""
+def dbt_invocation(values: Mapping[str, str]) -> Iterator[None]:
+    """Around every in-process dbt command: `values` set in the environment for the block (dbt
+    reads env_var() from it), no usage stats sent, and dbt's saved parse reusable across
+    warehouse paths (`reuse_parse_across_paths`)."""
+    reuse_parse_across_paths()
+    values = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **values}
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -385,15 +389,13 @@ def _build(
     # relative one would be read from dbt's working directory.
     env = {
         **dbt_environment(destination, shadow, shadow=True),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         # dbt's file log defaults to debug: every statement of every node, 1.7 MB for one tiny
         # build and 13% of its CPU. At info it still holds each node's status and, for a
         # failure, the error and the path of the compiled SQL (what "details in dbt.log"
         # points at); DBT_LOG_LEVEL_FILE=debug brings the statements back.
         "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE") or "info",
     }
-    reuse_parse_across_paths()
-    with _environment(env), dbt_progress(console) as callbacks:
+    with dbt_invocation(env), dbt_progress(console) as callbacks:
         try:
             runner = dbtRunner(callbacks=callbacks) if callbacks else dbtRunner()
             outcome = runner.invoke(args)

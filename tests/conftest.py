@@ -213,18 +213,15 @@ def dbt_parse_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from pipelines.transform import (
         PARSE_FILE,
         PARSE_SEED_ENV,
-        _environment,
         dbt_arguments,
         dbt_artifacts_dir,
-        reuse_parse_across_paths,
+        dbt_invocation,
     )
     from pipelines.warehouse import WAREHOUSE_ENV
 
     def parse(seed: Path) -> None:
         warehouse = seed / "data" / WAREHOUSE_NAME  # parsing opens no connection
-        reuse_parse_across_paths()
-        env = {WAREHOUSE_ENV: str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        with _environment(env):
+        with dbt_invocation({WAREHOUSE_ENV: str(warehouse)}):
             outcome = dbtRunner().invoke(dbt_arguments(["parse"], warehouse))
         assert outcome.success, outcome.exception
         os.replace(dbt_artifacts_dir(warehouse) / "target" / PARSE_FILE, seed / PARSE_FILE)
