@@ -61,6 +61,11 @@ class Read:
     # Served by an async export only (marketing attribution): initiated, polled, downloaded.
     exported: bool = False
 
+    @property
+    def export_query(self) -> dict[str, str]:
+        """The query of its sync `.../export` (JSON, not the CSV the export defaults to)."""
+        return {**self.query, "accept": "json"}
+
 
 # The records of one Read: streamed from the API, or parsed from a body already downloaded.
 Source = Callable[[Read], Iterable[Record]]
@@ -228,9 +233,10 @@ class Bodies:
         self._files: list[Path | None] = []
         self._digests: list[str | None] = []
         self._bytes = 0
+        # Per read whose export kept failing: why (it is paged when its records are asked for).
+        self._failures: dict[int, UserError] = {}
         for number, read in enumerate(reads):
             target = folder / f"{number}.json"
-            query = {**read.query, "accept": "json"}
             if read.exported:
                 # No other way to read these: a failure is the run's, as when streamed.
                 self._digests.append(run.exporter.body(read.path, read.query, read.what, target))
@@ -238,10 +244,12 @@ class Bodies:
                 self._bytes += target.stat().st_size
                 continue
             try:
-                digest = client.download_sync_export(read.path, query, target, read.what)
+                digest = client.download_sync_export(
+                    read.path, read.export_query, target, read.what
+                )
             except UserError as error:
-                log.warning("%s: export failed (%s); reading the pages instead", read.what, error)
                 target.unlink(missing_ok=True)
+                self._failures[number] = error
                 self._files.append(None)
                 self._digests.append(None)
                 continue
@@ -265,9 +273,10 @@ class Bodies:
 
     def records(self, read: Read) -> Iterator[Record]:
         """The records of `read`: parsed from its body as a streamed one would be, or paged."""
-        target = self._files[self.reads.index(read)]
+        number = self.reads.index(read)
+        target = self._files[number]
         if target is None:
-            yield from self.client.paginate(read.path, read.items_key, read.query, what=read.what)
+            yield from paged_instead(self.client, read, self._failures[number])
             return
         try:
             yield from body_records(target)
@@ -319,18 +328,21 @@ def saved_cursors() -> dict[str, Any]:
 # ---- paging and exports ------------------------------------------------------------------------
 
 
-def exported_or_paged(
-    client: MarketplaceClient, path: str, items_key: str, query: dict[str, str], what: str
-) -> Iterator[Record]:
+def exported_or_paged(client: MarketplaceClient, read: Read) -> Iterator[Record]:
     """A list endpoint's records through its one-request `/export` (a large vendor's metric
-    events are tens of thousands of pages of 50), falling back to paging when the export keeps
-    failing, as Atlassian warns it may on large data. Either way records can repeat (a retried
-    export starts over): the caller deduplicates."""
+    events are tens of thousands of pages of 50), paged instead when the export keeps failing.
+    Either way records can repeat (a retried export starts over): the caller deduplicates."""
     try:
-        yield from client.stream_sync_export(path, {**query, "accept": "json"}, what)
+        yield from client.stream_sync_export(read.path, read.export_query, read.what)
     except UserError as error:
-        log.warning("%s: export failed (%s); reading the pages instead", what, error)
-        yield from client.paginate(path, items_key, query, what=what)
+        yield from paged_instead(client, read, error)
+
+
+def paged_instead(client: MarketplaceClient, read: Read, error: UserError) -> Iterator[Record]:
+    """The pages of a read whose sync export kept failing, as Atlassian warns it may on large
+    data (the one fallback, whether the export was streamed or downloaded first)."""
+    log.warning("%s: export failed (%s); reading the pages instead", read.what, error)
+    yield from client.paginate(read.path, read.items_key, read.query, what=read.what)
 
 
 def streamed(run: Extraction) -> Source:
@@ -339,7 +351,7 @@ def streamed(run: Extraction) -> Source:
     def source(read: Read) -> Iterable[Record]:
         if read.exported:
             return run.exporter.records(read.path, read.query, read.what)
-        return exported_or_paged(run.client, read.path, read.items_key, read.query, read.what)
+        return exported_or_paged(run.client, read)
 
     return source
 

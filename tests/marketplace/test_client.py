@@ -355,7 +355,7 @@ class TestExports:
 
 
 def test_a_failing_sync_export_falls_back_to_paging() -> None:
-    from pipelines.marketplace.extraction import exported_or_paged
+    from pipelines.marketplace.extraction import Read, exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/export"):
@@ -363,12 +363,13 @@ def test_a_failing_sync_export_falls_back_to_paging() -> None:
         return page("events", [{"n": 1}])
 
     with make_client(handler, attempts=2) as client:
-        rows = list(exported_or_paged(client, "sales/metrics/churn/details", "events", {}, "x"))
+        read = Read("sales/metrics/churn/details", "events", {}, "x")
+        rows = list(exported_or_paged(client, read))
     assert rows == [{"n": 1}]
 
 
 def test_a_sync_export_streams_its_array() -> None:
-    from pipelines.marketplace.extraction import exported_or_paged
+    from pipelines.marketplace.extraction import Read, exported_or_paged
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path.endswith("/sales/metrics/churn/details/export")
@@ -376,8 +377,8 @@ def test_a_sync_export_streams_its_array() -> None:
         return httpx.Response(200, content=b'[{"n": 1}, {"n": 2}]')
 
     with make_client(handler) as client:
-        query = {"startDate": "2024-01-01"}
-        rows = list(exported_or_paged(client, "sales/metrics/churn/details", "events", query, "x"))
+        read = Read("sales/metrics/churn/details", "events", {"startDate": "2024-01-01"}, "x")
+        rows = list(exported_or_paged(client, read))
     assert rows == [{"n": 1}, {"n": 2}]
 
 
