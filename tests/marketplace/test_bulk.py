@@ -3,7 +3,6 @@ records where dlt must decide (variant types, nested tables)."""
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 
@@ -63,17 +62,3 @@ def test_file_records_reads_an_export_array_in_order(tmp_path: Path) -> None:
     rows = [{"id": str(n), "name": 'Müller "&" Søn'} for n in range(2500)]
     path.write_text(json.dumps(rows))
     assert list(bulk.file_records([path])) == rows
-
-
-def test_the_collector_stays_paused_until_the_last_of_interleaved_batches_ends() -> None:
-    # dlt runs the licenses and transactions generators in turn: the first to end must not
-    # turn the collector back on under the other.
-    assert gc.isenabled()
-    licenses = bulk.batches([{"a": "1"}], "load-1", TYPES)
-    transactions = bulk.batches([{"b": "2"}], "load-1", TYPES)
-    next(licenses)
-    next(transactions)
-    assert list(licenses) == []
-    assert not gc.isenabled()
-    assert list(transactions) == []
-    assert gc.isenabled()
