@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,37 +208,20 @@ def hinted_types(dates: Iterable[str], doubles: Iterable[str] = ()) -> dict[str,
 def batches(
     records: Iterable[Record], load_id: str, types: Mapping[str, pa.DataType]
 ) -> Iterator[pa.Table | list[Record]]:
-    """Arrow tables (and lists of records) for every BATCH_RECORDS records, with Python's
-    cyclic garbage collector paused (`collector_paused`)."""
-    with collector_paused():
+    """Arrow tables (and lists of records) for every BATCH_RECORDS records.
+
+    Python's cyclic garbage collector is off meanwhile: parsed JSON makes no cycles (reference
+    counting frees every record), and its passes over the millions of live objects of a
+    backfill cost 10-15 us per record, about a quarter of the bulk path (measured)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
         tables = Tables(load_id, types)
         for record in records:
             tables.add(record)
             if len(tables) >= BATCH_RECORDS:
                 yield from tables.items()
         yield from tables.items()
-
-
-class _Pause:
-    holders = 0
-    resume = False
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off until the last holder is done: parsed JSON makes
-    no cycles (reference counting frees every record), and its passes over the millions of
-    live objects of a backfill cost 10-15 us per record, about a quarter of the bulk path
-    (measured). A count, not each holder's own on/off: dlt runs the licenses and transactions
-    generators in turn, and the first to end turned the collector back on under the other
-    (measured: ~1.7 CPU s of a 25 s medium backfill was collector passes)."""
-    if _Pause.holders == 0:
-        _Pause.resume = gc.isenabled()
-        gc.disable()
-    _Pause.holders += 1
-    try:
-        yield
     finally:
-        _Pause.holders -= 1
-        if _Pause.holders == 0 and _Pause.resume:
+        if collecting:
             gc.enable()
