@@ -69,7 +69,9 @@ def file_records(files: Sequence[Path]) -> Iterator[Record]:
                 params={"file": str(path)},
             ).to_arrow_reader(BATCH_RECORDS)
             for batch in reader:
-                for text in batch.column(0).to_pylist():
+                # As bytes (a zero-copy cast): orjson reads them as they are, where each str
+                # would be decoded first and encoded back to UTF-8 (1.5 us a record, measured).
+                for text in batch.column(0).cast(pa.binary()).to_pylist():
                     yield orjson.loads(text)
 
 
