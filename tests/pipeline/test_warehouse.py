@@ -21,7 +21,7 @@ def test_the_warehouse_connection_is_memory_capped_by_the_project_config(tmp_pat
         pipeline.run([{"id": 1}], table_name="probe")
         with pipeline.sql_client() as client:
             ((limit,),) = client.execute_sql("select current_setting('memory_limit')")
-    assert limit == "488.2 MiB"  # DuckDB's rendering of 512MB (512 x 10^6 bytes)
+    assert limit == "244.1 MiB"  # DuckDB's rendering of 256MB (256 x 10^6 bytes)
 
 
 def test_a_missing_and_a_locked_warehouse_get_the_same_one_sentence(tmp_path):
