@@ -72,3 +72,36 @@ def test_the_check_finds_a_column_level_not_null() -> None:
     expression = {"expression_is_true": {"arguments": {"expression": "x > 0"}}}
     model = {"name": "m", "data_tests": [expression]}
     assert standalone_row_checks(model) == ["m.<model>: expression_is_true"]
+
+
+def test_every_relationship_is_checked_within_its_vendor() -> None:
+    """dbt's one-column `relationships` would pass a row pointing at another vendor's key."""
+    one_column = [
+        f"{model['name']}.{column['name']}"
+        for model in models()
+        for column in model.get("columns") or []
+        for test in column.get("data_tests") or []
+        if name_and_body(test)[0] == "relationships"
+    ]
+    assert one_column == []
+
+
+def test_relationships_within_vendor_fails_on_another_vendors_key() -> None:
+    import duckdb
+    import jinja2
+
+    source = (MODELS.parent / "tests" / "generic" / "relationships_within_vendor.sql").read_text()
+    # The `test` block is dbt's tag; as a plain macro jinja2 renders the same SQL.
+    source = source.replace("{% test ", "{% macro ").replace("{% endtest %}", "{% endmacro %}")
+    check = jinja2.Environment().from_string(source).module.relationships_within_vendor
+    sql = check(model="child", column_name="addon_key", to="parent", field="addon_key")
+    connection = duckdb.connect()
+    connection.execute(
+        "create table parent as select * from (values ('1', 'app')) t(vendor_id, addon_key)"
+    )
+    connection.execute(
+        "create table child as select * from "
+        "(values ('1', 'app'), ('2', 'app'), ('1', null)) t(vendor_id, addon_key)"
+    )
+    # Vendor 2 has no app 'app' (vendor 1 has): one broken row; a null key breaks nothing.
+    assert connection.execute(str(sql)).fetchall() == [("2", "app")]
