@@ -1,5 +1,6 @@
 """The dbt YAML keeps its row-level checks in one `row_assertions` test per model and severity
-(one dbt node and one scan instead of one per column): read from the YAML, no dbt run."""
+(one dbt node and one scan instead of one per column), and checks every relationship within its
+vendor: read from the YAML (and one generic test's SQL run on DuckDB), no dbt run."""
 
 from __future__ import annotations
 
