@@ -91,8 +91,9 @@ def marketplace(
         export_deadline_seconds: How long one run waits for an export before giving up.
         pii: Contact details "keep" (as sent), "hash" (HMAC-SHA256 with pii_salt) or "drop".
         pii_salt: The secret key of the hash (required with pii = "hash").
-        bulk: Backfill licenses and transactions as Arrow tables parsed from the export files
-            (False: record by record, the path incremental runs take).
+        bulk: Backfill licenses, transactions, attribution and metric events as Arrow
+            tables parsed from the export files (False: record by record, the path
+            incremental runs take).
         client: A ready MarketplaceClient (the runner passes the one it preflighted).
     """
     # Checked before any resource runs: a missing salt must not fail halfway through a run.
@@ -160,7 +161,8 @@ def marketplace(
         }
     )
     versioned = [licenses(run), transactions(run)]
-    others = [feedback(run), marketing_attribution(run), aggregates, events, load_days(run)]
+    attribution = marketing_attribution(run)
+    others = [feedback(run), attribution, aggregates, events, load_days(run)]
     for resource, key in zip(versioned, ("license_key", "transaction_key"), strict=True):
         # The scd2 merge key is (vendor_id, key), written as a scope: dlt compiles a compound
         # merge_key to a concatenation that no index or join can use (and warns when a table
@@ -171,10 +173,11 @@ def marketplace(
                 "destination_scope": f"{own} and {key} in (select {key} from {{staging_table}})",
             }
         )
-    # Licenses and transactions get the vendor in their record rule (extraction), before the
-    # bulk path hashes a row; every other resource here.
+    # The resources with a bulk path (licenses, transactions, attribution, metric events) get
+    # the vendor in their record rule (extraction), before a row becomes Arrow; the rest here.
     for resource in others:
-        resource.add_map(_stamped(vendor_id))
+        if resource not in (attribution, events):
+            resource.add_map(_stamped(vendor_id))
     return [*versioned, *others]
 
 
@@ -276,6 +279,7 @@ def marketing_attribution(run: Extraction) -> Batches:
         run,
         lambda start, source: extraction.attribution_records(run, start, source),
         extraction.attribution_day,
+        tables=lambda tracked: extraction.attribution_tables(run, tracked),
         reads=lambda start: extraction.attribution_reads(run, start),
         arrives_late_days=settings.ATTRIBUTION_ARRIVES_LATE_DAYS,
     )
@@ -324,6 +328,7 @@ def metric_events(run: Extraction) -> Batches:
         run,
         lambda start, source: extraction.metric_event_records(run, start, source),
         _updated,
+        tables=lambda tracked: extraction.metric_event_tables(run, tracked),
         reads=lambda start: extraction.metric_event_reads(run, start),
     )
 

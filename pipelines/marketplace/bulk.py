@@ -10,9 +10,10 @@ What the per-record path does in dlt, done here per batch and column:
   the keys), flattened into columns with dlt's naming (`purchaseDetails.saleDate` ->
   `purchase_details__sale_date`) and the resource's type hints; a column whose values are
   all null in a batch is left out, as dlt leaves out a field it has only seen as null;
-- `_dlt_id` is dlt's own scd2 row hash (`get_row_hash` of the record), so a row written by
-  either path lands on the same version; a record with a nested list goes to dlt as a
-  record (see Tables), so its child rows are dlt's own;
+- `_dlt_id` is what dlt's normalizer gives the table's rows: of a versioned (scd2) table
+  dlt's own row hash (`get_row_hash` of the record), so a row written by either path lands
+  on the same version, else a random id as dlt's (`generate_dlt_ids`); a record with a
+  nested list goes to dlt as a record (see Tables), so its child rows are dlt's own;
 - `_dlt_load_id` is the load id of the package being extracted.
 
 A batch whose values do not fit one Arrow type per column (a field that is text in one record
@@ -24,7 +25,7 @@ not have decided.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import orjson
 import pyarrow as pa
 from dlt.common.normalizers.json.helpers import get_row_hash
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.normalizers.utils import generate_dlt_ids
 
 Record = dict[str, Any]
 
@@ -83,9 +85,17 @@ class Tables:
     resource), so those records take the per-record path, a minority of transactions.
     """
 
-    def __init__(self, load_id: str, types: Mapping[str, pa.DataType]) -> None:
+    def __init__(
+        self,
+        load_id: str,
+        types: Mapping[str, pa.DataType],
+        required: Collection[str],
+        versioned: bool,
+    ) -> None:
         self.load_id = load_id
         self.types = types
+        self.required = {*required, "_dlt_id", "_dlt_load_id"}
+        self.versioned = versioned
         self.rows: list[Record] = []
         self.row_ids: list[str] = []
         self.records: list[Record] = []
@@ -99,13 +109,16 @@ class Tables:
             self.records.append(record)
             return
         self.rows.append(record)
-        self.row_ids.append(get_row_hash(record))
+        if self.versioned:
+            self.row_ids.append(get_row_hash(record))
 
     def items(self) -> Iterator[pa.Table | list[Record]]:
         """The batch as an Arrow table (or as records, when dlt must type them itself), then
         the records kept as records; empties the batch."""
         if self.rows:
-            yield _to_arrow(self.rows, self.row_ids, self.load_id, self.types) or self.rows
+            row_ids = self.row_ids if self.versioned else generate_dlt_ids(len(self.rows))
+            table = _to_arrow(self.rows, row_ids, self.load_id, self.types, self.required)
+            yield table or self.rows
         if self.records:
             yield self.records
         self.rows, self.row_ids, self.records = [], [], []
@@ -120,7 +133,11 @@ def _has_nested_rows(record: Mapping[str, Any]) -> bool:
 
 
 def _to_arrow(
-    rows: list[Record], row_ids: list[str], load_id: str, types: Mapping[str, pa.DataType]
+    rows: list[Record],
+    row_ids: list[str],
+    load_id: str,
+    types: Mapping[str, pa.DataType],
+    required: Collection[str],
 ) -> pa.Table | None:
     """The rows as one table with dlt's column names and types, or None when a field does not
     have one type dlt would give it (it would make a variant column)."""
@@ -141,16 +158,13 @@ def _to_arrow(
             arrays.append(typed)
     names += ["_dlt_load_id", "_dlt_id"]
     arrays += [pa.array([load_id] * len(rows), pa.string()), pa.array(row_ids, pa.string())]
-    # Non-null columns as dlt declares them (its row hash and load id, the merge key): the
-    # same nullability keeps dlt from warning that the Arrow schema differs from its own.
+    # Non-null columns as dlt declares them (its row id and load id, the keys): the same
+    # nullability keeps dlt from warning that the Arrow schema differs from its own.
     schema = pa.schema(
-        pa.field(name, array.type, nullable=array.null_count > 0 or name not in _REQUIRED)
+        pa.field(name, array.type, nullable=array.null_count > 0 or name not in required)
         for name, array in zip(names, arrays, strict=True)
     )
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-_REQUIRED = {"_dlt_id", "_dlt_load_id", "license_key", "transaction_key"}
 
 
 def _leaves(array: pa.Array, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], pa.Array]]:
@@ -185,8 +199,11 @@ def _typed(
     return array
 
 
+# dlt's `timestamp` hint: microseconds, in UTC.
+TIMESTAMP = pa.timestamp("us", tz="UTC")
 _HINT_SOURCES = {
     pa.date32(): (pa.types.is_string,),
+    TIMESTAMP: (pa.types.is_string,),
     pa.float64(): (pa.types.is_floating, pa.types.is_integer),
 }
 _PLAIN = (pa.types.is_string, pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean)
@@ -202,15 +219,28 @@ def _holds_int(rows: list[Record], path: tuple[str, ...]) -> bool:
     return False
 
 
-def hinted_types(dates: Iterable[str], doubles: Iterable[str] = ()) -> dict[str, pa.DataType]:
+def hinted_types(
+    dates: Iterable[str], doubles: Iterable[str] = (), timestamps: Iterable[str] = ()
+) -> dict[str, pa.DataType]:
     """Arrow types of the columns a resource declares (settings.*_DATE_COLUMNS and such)."""
-    return {**{n: pa.date32() for n in dates}, **{n: pa.float64() for n in doubles}}
+    return {
+        **{n: pa.date32() for n in dates},
+        **{n: pa.float64() for n in doubles},
+        **{n: TIMESTAMP for n in timestamps},
+    }
 
 
 def batches(
-    records: Iterable[Record], load_id: str, types: Mapping[str, pa.DataType]
+    records: Iterable[Record],
+    load_id: str,
+    types: Mapping[str, pa.DataType],
+    required: Collection[str] = (),
+    versioned: bool = True,
 ) -> Iterator[pa.Table | list[Record]]:
     """Arrow tables (and lists of records) for every BATCH_RECORDS records.
+
+    `required`: the columns dlt declares not null (the resource's keys); `versioned`: the
+    table is scd2, whose `_dlt_id` is the row hash (else random, as dlt's).
 
     Python's cyclic garbage collector is off meanwhile: parsed JSON makes no cycles (reference
     counting frees every record), and its passes over the millions of live objects of a
@@ -218,7 +248,7 @@ def batches(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        tables = Tables(load_id, types)
+        tables = Tables(load_id, types, required, versioned)
         for record in records:
             tables.add(record)
             if len(tables) >= BATCH_RECORDS:

@@ -394,7 +394,7 @@ def license_reads(run: Extraction, start: dt.date) -> list[Read]:
 def license_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     """The backfill's licenses as Arrow tables (bulk.py): the same exports and rules."""
     types = bulk.hinted_types(settings.LICENSE_DATE_COLUMNS)
-    records = _licenses(run, _files(run, "licenses", _license_plan(run)))
+    records = _licenses(run, _files(run, _exports("licenses", _license_plan(run))))
     return bulk.batches(tracked(records), _load_id(), types)
 
 
@@ -450,7 +450,8 @@ def transaction_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     types = bulk.hinted_types(
         settings.TRANSACTION_DATE_COLUMNS, settings.TRANSACTION_AMOUNT_COLUMNS
     )
-    records = _transactions(run, _files(run, "sales/transactions", _transaction_plan(run)))
+    plan = _exports("sales/transactions", _transaction_plan(run))
+    records = _transactions(run, _files(run, plan))
     return bulk.batches(tracked(records), _load_id(), types)
 
 
@@ -480,34 +481,60 @@ def _transactions(
             yield sort_nested_lists(record)
 
 
-def _files(
-    run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
-) -> Iterator[Iterator[Record]]:
-    """The records of each export of `plan`, downloaded to a scratch file and read back in
-    bulk. Every export is started first (as `_exported` does), and the next file downloads
-    in a thread while this one is parsed: the wait on the API overlaps our own work. Each
-    file is gone once read."""
-    for params, what in plan:
-        run.exporter.start(path, params, what)
+def _exports(path: str, plan: list[tuple[dict[str, str], str]]) -> list[Read]:
+    """The async exports of a backfill plan, as Reads."""
+    return [Read(path, "", params, what, exported=True) for params, what in plan]
+
+
+def _files(run: Extraction, reads: list[Read]) -> Iterator[Iterable[Record]]:
+    """The records of each read, its body downloaded to a scratch file and read back in bulk
+    (a sync export that keeps failing is paged instead). Every async export is started first
+    (as `_exported` does), and the next body downloads in a thread while this one is parsed:
+    the wait on the API overlaps our own work. Each file is gone once read."""
+    for read in reads:
+        if read.exported:
+            run.exporter.start(read.path, read.query, read.what)
     with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpac-download")
 
-        def fetch(number: int) -> Future[Path]:
-            params, what = plan[number]
+        def fetch(number: int) -> Future[Path | UserError]:
             target = Path(scratch) / f"{number}.json"
-            return pool.submit(run.exporter.download, path, params, what, target)
+            return pool.submit(_download, run, reads[number], target)
 
         try:
-            pending = fetch(0) if plan else None
-            for number in range(len(plan)):
+            pending = fetch(0) if reads else None
+            for number, read in enumerate(reads):
                 assert pending is not None
-                target = pending.result()
-                pending = fetch(number + 1) if number + 1 < len(plan) else None
-                yield bulk.file_records([target])
-                target.unlink()
+                body = pending.result()
+                pending = fetch(number + 1) if number + 1 < len(reads) else None
+                if isinstance(body, UserError):
+                    yield paged_instead(run.client, read, body)
+                    continue
+                yield _body_records(body)
+                body.unlink()
         finally:
             # A run that stops early does not wait for a download nobody will read.
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _download(run: Extraction, read: Read, target: Path) -> Path | UserError:
+    """The read's body in `target`, or why its sync export kept failing (it is then paged)."""
+    if read.exported:
+        return run.exporter.download(read.path, read.query, read.what, target)
+    try:
+        run.client.download_sync_export(read.path, read.export_query, target, read.what)
+    except UserError as error:
+        target.unlink(missing_ok=True)
+        return error
+    return target
+
+
+def _body_records(body: Path) -> Iterator[Record]:
+    """A downloaded body's records: DuckDB splits an array (bulk.py); the object form the spec
+    gives attribution ({"marketingAttribution": [...]}) is parsed as when streamed."""
+    with body.open("rb") as head:
+        wrapped = head.read(64).lstrip().startswith(b"{")
+    yield from body_records(body) if wrapped else bulk.file_records([body])
 
 
 def _load_id() -> str:
@@ -536,10 +563,30 @@ def attribution_records(
 ) -> Iterator[Record]:
     """Only an async export serves attribution: from `start`, or from the first day."""
     source = source or streamed(run)
-    for read in attribution_reads(run, start):
-        for record in source(read):
+    return _attributions(run, [source(read) for read in attribution_reads(run, start)])
+
+
+def attribution_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's attribution as Arrow tables (bulk.py): the same export and rule."""
+    types = bulk.hinted_types((), timestamps=("event_timestamp",))
+    records = _attributions(run, _files(run, attribution_reads(run, None)))
+    return bulk.batches(tracked(records), _load_id(), types, _ROW_KEY, versioned=False)
+
+
+# The primary key of the tables keyed by a hash of the row (dlt declares its columns not null).
+_ROW_KEY = (settings.VENDOR_COLUMN, "row_hash")
+
+
+def _attributions(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[Record]:
+    """The one rule of both paths: each record protected, then keyed by a hash of the row."""
+    for records in sources:
+        for record in records:
+            # The hash is taken after the policy: a key must not be a digest of a contact.
             record = run.protect(record)
-            yield {**record, "row_hash": row_hash(record)}
+            record = {**record, "row_hash": row_hash(record)}
+            # Stamped after the hash (the keys of rows already loaded do not hold it).
+            record[settings.VENDOR_COLUMN] = run.vendor_id
+            yield record
 
 
 def attribution_reads(run: Extraction, start: dt.date | None) -> list[Read]:
@@ -585,11 +632,30 @@ def metric_event_records(
     updated since `changed_since` whatever their month, each through the sync export (a large
     vendor's renewals updated in the look-back are hundreds of pages of 50)."""
     source = source or streamed(run)
+    reads = metric_event_reads(run, changed_since)
+    return _metric_events(run, reads, [source(read) for read in reads])
+
+
+def metric_event_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
+    """The backfill's metric events as Arrow tables (bulk.py): the same exports and rule."""
+    types = bulk.hinted_types(settings.METRIC_EVENT_DATE_COLUMNS)
+    reads = metric_event_reads(run, None)
+    records = _metric_events(run, reads, _files(run, reads))
+    keys = (settings.VENDOR_COLUMN, "event_key")
+    return bulk.batches(tracked(records), _load_id(), types, keys, versioned=False)
+
+
+def _metric_events(
+    run: Extraction, reads: list[Read], sources: Iterable[Iterable[Record]]
+) -> Iterator[Record]:
+    """The one rule of both paths: the first copy of each event across the reads (an export
+    retried starts over; an event updated in the look-back may be in its month's read too),
+    keyed, hashed and given its month."""
     # 64-bit prefixes of the keys: a million events cost ~50 MB rather than ~150 MB.
     seen: set[int] = set()
-    for read in metric_event_reads(run, changed_since):
+    for read, events in zip(reads, sources, strict=True):
         metric = read.path.split("/")[2]
-        for event in source(read):
+        for event in events:
             key = metric_event_key(metric, event)
             short = int(key[:16], 16)
             if short in seen:
@@ -603,6 +669,7 @@ def metric_event_records(
                 "period_start": month,
                 "event_key": key,
                 "row_hash": row_hash({"metric": metric, **event}),
+                settings.VENDOR_COLUMN: run.vendor_id,
             }
 
 
