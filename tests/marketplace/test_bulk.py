@@ -62,3 +62,60 @@ def test_file_records_reads_an_export_array_in_order(tmp_path: Path) -> None:
     rows = [{"id": str(n), "name": 'Müller "&" Søn'} for n in range(2500)]
     path.write_text(json.dumps(rows))
     assert list(bulk.file_records([path])) == rows
+
+
+def test_a_backfill_read_whose_sync_export_fails_is_paged_with_the_same_records() -> None:
+    """The bulk path's metric events (bodies on disk) equal the per-record path's (streamed),
+    and a metric whose export keeps failing is paged on both."""
+    import datetime as dt
+
+    import httpx
+
+    from pipelines.marketplace.extraction import (
+        Extraction,
+        _files,
+        _metric_events,
+        metric_event_reads,
+        metric_event_records,
+    )
+    from tests.marketplace.test_client import make_client, page
+
+    event = {"addonKey": "app", "eventDate": "2024-03-05", "licenseDetails": {"licenseId": "L1"}}
+    paged: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        metric = request.url.path.split("/metrics/")[1].split("/")[0]
+        if request.url.path.endswith("/export"):
+            if metric == "churn":
+                return httpx.Response(500)
+            # The same event twice (a repeat within a body is dropped), then a second one.
+            return httpx.Response(200, json=[event, event, {**event, "eventDate": "2024-04-01"}])
+        paged.append(metric)
+        return page("events", [event])
+
+    with make_client(handler, attempts=1) as client:
+        run = Extraction(client, None, dt.date(2024, 1, 1), 3, True, dt.date(2024, 5, 1))  # type: ignore[arg-type]
+        per_record = list(metric_event_records(run, None))
+        reads = metric_event_reads(run, None)
+        in_bulk = list(_metric_events(run, reads, _files(run, reads)))
+    assert in_bulk == per_record
+    assert paged == ["churn", "churn"]
+    assert [(e["metric"], e["period_start"]) for e in in_bulk] == [
+        ("churn", "2024-03-01"),
+        ("renewal", "2024-03-01"),
+        ("renewal", "2024-04-01"),
+        ("conversion", "2024-03-01"),
+        ("conversion", "2024-04-01"),
+    ]
+
+
+def test_a_body_in_the_spec_s_object_form_gives_the_records_of_the_array_form(
+    tmp_path: Path,
+) -> None:
+    from pipelines.marketplace.extraction import _body_records
+
+    rows = [{"eventTimestamp": "2024-01-01T00:00:00Z", "n": n, "x": 1.5} for n in range(3)]
+    array, wrapped = tmp_path / "array.json", tmp_path / "wrapped.json"
+    array.write_text(json.dumps(rows))
+    wrapped.write_text(json.dumps({"marketingAttribution": rows}))
+    assert list(_body_records(array)) == list(_body_records(wrapped)) == rows
