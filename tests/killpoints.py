@@ -114,13 +114,15 @@ def install(point: str, nth: int) -> None:
     from dlt.normalize import normalize
     from dlt.pipeline.pipeline import Pipeline
 
+    from pipelines.marketplace import bulk
     from pipelines.marketplace.client import MarketplaceClient
 
     kind, _, detail = point.partition(":")
     if kind == "export-poll":  # waiting for an async export to be ready
         _before(MarketplaceClient, "export_status", point, nth)
-    elif kind == "download":  # in the middle of an export download, after N records
+    elif kind == "download":  # in the middle of an export, streamed or read from its file
         _each_item(MarketplaceClient, "_parse_download", point, nth)
+        _each_item(bulk, "file_records", point, nth)
     elif kind == "paging":  # in the middle of a paged list endpoint, after N records
         _each_item(MarketplaceClient, "paginate", point, nth)
     elif kind == "normalize":  # files normalized, the package not yet committed
