@@ -570,11 +570,9 @@ def attribution_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     """The backfill's attribution as Arrow tables (bulk.py): the same export and rule."""
     types = bulk.hinted_types((), timestamps=("event_timestamp",))
     records = _attributions(run, _files(run, attribution_reads(run, None)))
-    return bulk.batches(tracked(records), _load_id(), types, _ROW_KEY, versioned=False)
-
-
-# The primary key of the tables keyed by a hash of the row (dlt declares its columns not null).
-_ROW_KEY = (settings.VENDOR_COLUMN, "row_hash")
+    # Its primary key: dlt declares those columns not null.
+    keys = (settings.VENDOR_COLUMN, "row_hash")
+    return bulk.batches(tracked(records), _load_id(), types, keys, versioned=False)
 
 
 def _attributions(run: Extraction, sources: Iterable[Iterable[Record]]) -> Iterator[Record]:
@@ -641,6 +639,7 @@ def metric_event_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     types = bulk.hinted_types(settings.METRIC_EVENT_DATE_COLUMNS)
     reads = metric_event_reads(run, None)
     records = _metric_events(run, reads, _files(run, reads))
+    # Its primary key: dlt declares those columns not null.
     keys = (settings.VENDOR_COLUMN, "event_key")
     return bulk.batches(tracked(records), _load_id(), types, keys, versioned=False)
 
