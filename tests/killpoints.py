@@ -35,15 +35,7 @@ def _die() -> None:
             resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1])
         )
     else:
-        # Who is left to outlive this process: a test checks that none does.
-        print(f"children: {' '.join(_children())}", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _children() -> list[str]:
-    folder = f"/proc/{os.getpid()}/task"
-    tasks = os.listdir(folder)
-    return [pid for task in tasks for pid in open(f"{folder}/{task}/children").read().split()]
 
 
 def _count(point: str, nth: int) -> None:
@@ -122,14 +114,11 @@ def install(point: str, nth: int) -> None:
     from dlt.normalize import normalize
     from dlt.pipeline.pipeline import Pipeline
 
-    from pipelines.marketplace.bulk_worker import Worker
     from pipelines.marketplace.client import MarketplaceClient
 
     kind, _, detail = point.partition(":")
     if kind == "export-poll":  # waiting for an async export to be ready
         _before(MarketplaceClient, "export_status", point, nth)
-    elif kind == "bulk-batch":  # the bulk worker running, sent its Nth batch
-        _before(Worker, "send", point, nth)
     elif kind == "download":  # in the middle of an export download, after N records
         _each_item(MarketplaceClient, "_parse_download", point, nth)
     elif kind == "paging":  # in the middle of a paged list endpoint, after N records

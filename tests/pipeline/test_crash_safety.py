@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,29 +63,6 @@ def test_a_load_killed_right_after_a_staging_copy_does_not_double_rows_on_the_re
     assert_no_doubles(warehouse)
 
 
-def test_a_run_killed_while_its_bulk_worker_works_leaves_no_process_behind(
-    simulator: Any, tmp_path: Path
-) -> None:
-    # The worker notices the closed pipe and ends: it must not keep a core, memory or the
-    # run's stderr after a kill -9 of the run.
-    stderr = killed_run("bulk-batch@2", tmp_path / "w.duckdb", simulator_env(simulator))
-    (line,) = [line for line in stderr.splitlines() if line.startswith("children:")]
-    children = [int(pid) for pid in line.split()[1:]]
-    assert children, "the bulk worker was not running at the kill"
-    deadline = time.monotonic() + 60
-    while (alive := [pid for pid in children if running(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert alive == []
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 # ---- the crash matrix: `make test-chaos` ---------------------------------------------------------
 
 
@@ -107,7 +83,6 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 MATRIX = [
     ("export-poll@1", "backfill"),
     ("download@30", "backfill"),
-    ("bulk-batch@2", "backfill"),
     ("paging@3", "backfill"),
     ("normalize@1", "backfill"),
     ("load-copy:transactions", "backfill"),
