@@ -72,7 +72,6 @@ def marketplace(
     pii: str = settings.DEFAULT_PII,
     pii_salt: str | None = None,
     bulk: bool = True,
-    bulk_worker: bool = True,
     client: Any = None,
 ) -> Sequence[DltResource]:
     """One vendor's reporting data: licenses, transactions, feedback, marketing attribution
@@ -94,8 +93,6 @@ def marketplace(
         pii_salt: The secret key of the hash (required with pii = "hash").
         bulk: Backfill licenses and transactions as Arrow tables parsed from the export files
             (False: record by record, the path incremental runs take).
-        bulk_worker: Prepare those batches in a second process too (both cores; False: in
-            this process only).
         client: A ready MarketplaceClient (the runner passes the one it preflighted).
     """
     # Checked before any resource runs: a missing salt must not fail halfway through a run.
@@ -137,7 +134,6 @@ def marketplace(
         pii=pii,
         pii_salt=pii_salt,
         bulk=bulk,
-        bulk_worker=bulk_worker,
         vendor_id=vendor_id,
     )
     # Computed once, before any resource moves a cursor, so the rows read and the rows replaced

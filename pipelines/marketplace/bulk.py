@@ -24,7 +24,7 @@ not have decided.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,6 @@ def _column(path: tuple[str, ...]) -> str:
 
 def file_records(files: Sequence[Path]) -> Iterator[Record]:
     """Every record of JSON-array export files, in file order, parsed one at a time."""
-    for texts in file_texts(files):
-        yield from map(orjson.loads, texts)
-
-
-def file_texts(files: Sequence[Path]) -> Iterator[list[bytes]]:
-    """The records of JSON-array export files as JSON texts, up to BATCH_RECORDS at a time."""
     import duckdb
 
     with duckdb.connect() as connection:
@@ -77,7 +71,8 @@ def file_texts(files: Sequence[Path]) -> Iterator[list[bytes]]:
             for batch in reader:
                 # As bytes (a zero-copy cast): orjson reads them as they are, where each str
                 # would be decoded first and encoded back to UTF-8 (1.5 us a record, measured).
-                yield batch.column(0).cast(pa.binary()).to_pylist()
+                for text in batch.column(0).cast(pa.binary()).to_pylist():
+                    yield orjson.loads(text)
 
 
 class Tables:
@@ -232,20 +227,3 @@ def batches(
     finally:
         if collecting:
             gc.enable()
-
-
-def parts(
-    records: Iterable[Record],
-    load_id: str,
-    types: Mapping[str, pa.DataType],
-    key: str,
-    cursor_of: Callable[[Record], str | None],
-) -> list[tuple[pa.Table | list[Record], list[Any], list[str | None]]]:
-    """One batch as `batches` makes it, each item with the `key` and the `cursor_of` value of
-    its records (what the bulk worker returns: bulk_worker.Part)."""
-    tables = Tables(load_id, types)
-    for record in records:
-        tables.add(record)
-    groups = [group for group in (tables.rows, tables.records) if group]
-    notes = [([row[key] for row in group], [cursor_of(row) for row in group]) for group in groups]
-    return [(item, *note) for item, note in zip(tables.items(), notes, strict=True)]

@@ -8,18 +8,16 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from itertools import compress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dlt
 import ijson
 import orjson
-import pyarrow as pa
 
 from pipelines.errors import UserError
-from pipelines.marketplace import bulk, bulk_worker, settings
+from pipelines.marketplace import bulk, settings
 from pipelines.marketplace.client import MarketplaceClient, RetryableError, body_records, log
 from pipelines.marketplace.exports import ExportRunner
 from pipelines.marketplace.helpers import (
@@ -47,25 +45,8 @@ from pipelines.marketplace.helpers import (
 )
 
 Record = dict[str, Any]
-
-
-class Tracker:
-    """A resource's newest cursor value (with_cursor): of the records passed through it, and
-    of the values `note`d (records prepared by the bulk worker, which this process never
-    holds as records)."""
-
-    def __init__(self, cursor_of: Callable[[Record], str | None], newest: str | None) -> None:
-        self.cursor_of = cursor_of
-        self.newest = newest
-
-    def __call__(self, items: Iterable[Record]) -> Iterator[Record]:
-        for record in items:
-            self.newest = later(self.newest, self.cursor_of(record))
-            yield record
-
-    def note(self, values: Iterable[str | None]) -> None:
-        for value in values:
-            self.newest = later(self.newest, value)
+# Wraps a resource's records so that its cursor follows them (with_cursor).
+Tracker = Callable[[Iterable[Record]], Iterator[Record]]
 
 
 @dataclass(frozen=True)
@@ -108,15 +89,8 @@ class Extraction:
     # Backfills of licenses and transactions through bulk.py (False: record by record, as
     # incremental runs always read).
     bulk: bool = True
-    # The bulk backfill's batches prepared in a second process too (bulk_worker.py).
-    bulk_worker: bool = True
     # The vendor every row belongs to (settings.VENDOR_COLUMN).
     vendor_id: str = ""
-
-    def rules_only(self) -> Extraction:
-        """This run without its client and exporter: what the record rules read, for the
-        bulk worker (the PII salt crosses its pipe, never a file)."""
-        return replace(self, client=None, exporter=None)  # type: ignore[arg-type]
 
     def protect(self, record: Record) -> Record:
         """The record under the PII policy, before it is keyed, hashed or written."""
@@ -166,7 +140,13 @@ def with_cursor(
     """
     state = dlt.current.resource_state()
     saved = state.get("cursor")
-    tracked = Tracker(cursor_of, saved)
+    newest = saved
+
+    def tracked(items: Iterable[Record]) -> Iterator[Record]:
+        nonlocal newest
+        for record in items:
+            newest = later(newest, cursor_of(record))
+            yield record
 
     def capped_at_api_day(cursor: str | None) -> str | None:
         # Never past the API's own day: one record dated in the future would otherwise make
@@ -182,7 +162,7 @@ def with_cursor(
             yield from batched(tracked(records(None, streamed(run))))
         state.pop("last_read", None)
         state.pop("last_bytes", None)
-        state["cursor"] = capped_at_api_day(tracked.newest)
+        state["cursor"] = capped_at_api_day(newest)
         return
     window = {"start": start.isoformat(), "events_from": iso(run.events_from)}
     digest = ContentDigest()
@@ -235,7 +215,7 @@ def with_cursor(
         state["last_bytes"] = seen_bytes
     else:
         state.pop("last_bytes", None)
-    state["cursor"] = capped_at_api_day(tracked.newest)
+    state["cursor"] = capped_at_api_day(newest)
 
 
 class Bodies:
@@ -414,10 +394,6 @@ def license_reads(run: Extraction, start: dt.date) -> list[Read]:
 def license_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     """The backfill's licenses as Arrow tables (bulk.py): the same exports and rules."""
     types = bulk.hinted_types(settings.LICENSE_DATE_COLUMNS)
-    if run.bulk_worker:
-        # The first copy of each license, across batches too (_licenses keeps it within one).
-        batch = BatchRules(_licenses, run.rules_only(), "license_key", tracked.cursor_of, types)
-        return _prepared(run, tracked, "licenses", _license_plan(run), batch, seen=set())
     records = _licenses(run, _files(run, "licenses", _license_plan(run)))
     return bulk.batches(tracked(records), _load_id(), types)
 
@@ -474,57 +450,8 @@ def transaction_tables(run: Extraction, tracked: Tracker) -> Iterator[Any]:
     types = bulk.hinted_types(
         settings.TRANSACTION_DATE_COLUMNS, settings.TRANSACTION_AMOUNT_COLUMNS
     )
-    if run.bulk_worker:
-        batch = BatchRules(
-            _transactions, run.rules_only(), "transaction_key", tracked.cursor_of, types
-        )
-        return _prepared(run, tracked, "sales/transactions", _transaction_plan(run), batch)
     records = _transactions(run, _files(run, "sales/transactions", _transaction_plan(run)))
     return bulk.batches(tracked(records), _load_id(), types)
-
-
-@dataclass(frozen=True)
-class BatchRules:
-    """What the bulk worker does to a batch of one resource's export records: parse them,
-    apply the resource's rule (`_licenses`, `_transactions`) and shape them as `bulk.batches`
-    does. Picklable: it crosses the pipe with each batch."""
-
-    rules: Callable[[Extraction, Iterable[Iterable[Record]]], Iterator[Record]]
-    run: Extraction
-    key: str
-    cursor_of: Callable[[Record], str | None]
-    types: dict[str, Any]
-    load_id: str = field(default_factory=lambda: _load_id())
-
-    def __call__(self, texts: list[bytes]) -> list[bulk_worker.Part]:
-        records = self.rules(self.run, [map(orjson.loads, texts)])
-        return bulk.parts(records, self.load_id, self.types, self.key, self.cursor_of)
-
-
-def _prepared(
-    run: Extraction,
-    tracked: Tracker,
-    path: str,
-    plan: list[tuple[dict[str, str], str]],
-    batch: BatchRules,
-    seen: set[str] | None = None,
-) -> Iterator[Any]:
-    """The backfill of `plan` through the bulk worker: `rules` prepares each batch, here or
-    there; records whose key is in `seen` are dropped (then added to it)."""
-    batches = (texts for file in _files(run, path, plan, bulk.file_texts) for texts in file)
-    for item, keys, cursors in bulk_worker.prepared(batches, batch):
-        if seen is not None:
-            first = [key not in seen for key in keys]
-            seen.update(keys)
-            if not all(first):
-                cursors = list(compress(cursors, first))
-                if isinstance(item, pa.Table):
-                    item = item.filter(first)
-                else:
-                    item = list(compress(item, first))
-        tracked.note(cursors)
-        if len(item):
-            yield item
 
 
 def _transaction_plan(run: Extraction) -> list[tuple[dict[str, str], str]]:
@@ -554,15 +481,12 @@ def _transactions(
 
 
 def _files(
-    run: Extraction,
-    path: str,
-    plan: list[tuple[dict[str, str], str]],
-    read: Callable[[list[Path]], Iterator[Any]] = bulk.file_records,
-) -> Iterator[Iterator[Any]]:
-    """The records of each export of `plan` (`read` from it: parsed, or as JSON texts),
-    downloaded to a scratch file and read back in bulk. Every export is started first (as
-    `_exported` does), and the next file downloads in a thread while this one is parsed: the
-    wait on the API overlaps our own work. Each file is gone once read."""
+    run: Extraction, path: str, plan: list[tuple[dict[str, str], str]]
+) -> Iterator[Iterator[Record]]:
+    """The records of each export of `plan`, downloaded to a scratch file and read back in
+    bulk. Every export is started first (as `_exported` does), and the next file downloads
+    in a thread while this one is parsed: the wait on the API overlaps our own work. Each
+    file is gone once read."""
     for params, what in plan:
         run.exporter.start(path, params, what)
     with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
@@ -579,7 +503,7 @@ def _files(
                 assert pending is not None
                 target = pending.result()
                 pending = fetch(number + 1) if number + 1 < len(plan) else None
-                yield read([target])
+                yield bulk.file_records([target])
                 target.unlink()
         finally:
             # A run that stops early does not wait for a download nobody will read.
