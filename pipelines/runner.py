@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -241,6 +242,45 @@ def adopt_legacy_rows(pipeline: Any, owner: str | None) -> list[str]:
     return legacy
 
 
+def relax_not_null(pipeline: Any) -> list[str]:
+    """Drop NOT NULL from the warehouse's columns that dlt's schema now holds nullable, in the
+    raw tables and their staging copies, before a load.
+
+    Bulk backfills by earlier versions declared the scd2 keys not null, `transactions.license_key`
+    among them, which a line without a license id leaves empty; dlt never relaxes a column it
+    created, so the first such line would fail every later load. Runs in the shadow copy
+    (DuckDB), so it lands with the load. Returns the columns relaxed, as dataset.table.column.
+    """
+    schema = pipeline.default_schema
+    nullable = {
+        (table, name)
+        for table, body in schema.tables.items()
+        for name, column in (body.get("columns") or {}).items()
+        if column.get("nullable", True)
+    }
+    relaxed: list[str] = []
+    with pipeline.sql_client() as client:
+        for staging in (False, True):
+            with client.with_staging_dataset() if staging else contextlib.nullcontext():
+                if not client.has_dataset():
+                    continue
+                strict = client.execute_sql(
+                    "select table_name, column_name from information_schema.columns "
+                    f"where table_schema = '{client.dataset_name}' and is_nullable = 'NO'"
+                )
+                for table, name in strict:
+                    if (table, name) not in nullable:
+                        continue
+                    client.execute_sql(
+                        f"alter table {client.make_qualified_table_name(table)} "
+                        f"alter column {client.escape_column_name(name)} drop not null"
+                    )
+                    relaxed.append(f"{client.dataset_name}.{table}.{name}")
+    if relaxed:
+        log.info("columns no longer required (as dlt's schema holds them): %s", relaxed)
+    return relaxed
+
+
 def run(
     warehouse: Path,
     *,
@@ -394,6 +434,7 @@ def _load_vendor(
             return Loaded(rows={}, load_ids=[], backfill=backfill)
         if deferred:
             _prepare_destination(pipeline, warehouse, destination, owner)
+        relax_not_null(pipeline)
         load_ids = snapshot_packages(working)
         info = pipeline.load()
         if destination.is_duckdb:

@@ -51,6 +51,13 @@ def _doubles(names: Sequence[str]) -> TTableSchemaColumns:
     return {name: TColumnSchema(name=name, data_type="double") for name in names}
 
 
+def _nullable(names: Sequence[str]) -> TTableSchemaColumns:
+    """Columns that may be empty. Declared, not left to dlt's default, so that a schema in which
+    an older bulk backfill marked one not null becomes nullable again (runner.relax_not_null then
+    relaxes the tables)."""
+    return {name: TColumnSchema(name=name, nullable=True) for name in names}
+
+
 SCD2 = TScd2StrategyDict(disposition="merge", strategy="scd2")
 # The scope of the rows replaced is set per run by the source (it depends on the window read).
 DELETE_INSERT = TDeleteInsertStrategyDict(disposition="merge", strategy="delete-insert")
@@ -222,6 +229,8 @@ def licenses(run: Extraction) -> Batches:
     columns={
         **_dates(settings.TRANSACTION_DATE_COLUMNS),
         **_doubles(settings.TRANSACTION_AMOUNT_COLUMNS),
+        # A line's license id is optional in the API (addonLicenseId?, appEntitlementId?).
+        **_nullable(("license_key",)),
     },
     nested_hints={
         "purchase_details__discounts": {"columns": _doubles(("amount",))},

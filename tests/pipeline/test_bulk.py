@@ -5,14 +5,17 @@ replaces exactly the same rows (marketing attribution, metric events)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from dlt.common.schema.utils import bump_version_if_modified
 
-from pipelines.warehouse import RAW_DATASET
+from pipelines.warehouse import RAW_DATASET, pipelines_dir
 from tests.helpers import cli, simulator_env
 
 pytestmark = pytest.mark.integration
@@ -148,3 +151,49 @@ def newest_load(warehouse: Path, table: str) -> str:
             f"select max(_dlt_load_id) from {RAW_DATASET}.{table}"
         ).fetchall()
     return str(load_id)
+
+
+def test_a_line_without_a_license_loads_where_an_older_bulk_backfill_made_its_key_required(
+    make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk backfills before the fix declared `transactions.license_key` not null, in dlt's
+    schema and in the tables; a line whose license ids are both missing then failed every
+    later load. The next run relaxes both, and such a line loads."""
+    from pipelines.marketplace import extraction
+
+    sim = make_simulator(size="small")
+    env = simulator_env(sim)
+    warehouse = tmp_path / "w.duckdb"
+    run(env, warehouse)
+    # As such a backfill left the warehouse: the column required in the tables and the schema.
+    with duckdb.connect(str(warehouse)) as connection:
+        for dataset in (RAW_DATASET, f"{RAW_DATASET}_staging"):
+            connection.execute(
+                f"alter table {dataset}.transactions alter column license_key set not null"
+            )
+    [schema_file] = pipelines_dir(warehouse).glob("*/schemas/marketplace.schema.json")
+    stored = json.loads(schema_file.read_text())
+    stored["tables"]["transactions"]["columns"]["license_key"]["nullable"] = False
+    bump_version_if_modified(stored)  # as dlt saves a changed schema, or it refuses the file
+    schema_file.write_text(json.dumps(stored))
+
+    # Every other line of the next run comes without a license id.
+    keyed = extraction.transaction_license_key
+    calls = itertools.count()
+    monkeypatch.setattr(
+        extraction,
+        "transaction_license_key",
+        lambda line: None if next(calls) % 2 == 0 else keyed(line),
+    )
+    sim.advance(30)
+    run(env, warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        [(without_license,)] = connection.execute(
+            f"select count(*) from {RAW_DATASET}.transactions where license_key is null"
+        ).fetchall()
+        nullable = connection.execute(
+            "select table_schema, is_nullable from information_schema.columns "
+            "where table_name = 'transactions' and column_name = 'license_key' order by 1"
+        ).fetchall()
+    assert without_license > 0
+    assert nullable == [(RAW_DATASET, "YES"), (f"{RAW_DATASET}_staging", "YES")]
