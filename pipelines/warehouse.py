@@ -12,6 +12,8 @@ from pipelines.errors import UserError, not_writable, not_writable_path
 if TYPE_CHECKING:
     import duckdb
 
+    from pipelines.destinations import Destination
+
 DEFAULT_WAREHOUSE = Path("data") / "marketplace.duckdb"
 WAREHOUSE_ENV = "MPAC_WAREHOUSE"
 PUBLISH_ENV = "MPAC_PUBLISH"
@@ -26,6 +28,27 @@ RAW_DATASET = "raw_marketplace"
 # dbt's schemas: what readers of the marts query.
 DBT_SCHEMAS = ("staging", "intermediate", "marts")
 PIPELINE_NAME = "marketplace"
+# Every relation the readers (report, dashboard, digest) read: on Postgres, what open_marts
+# fetches. tests/pipeline/test_warehouse.py fails if a reader's SQL names one not listed here.
+READER_RELATIONS = (
+    "intermediate.int_as_of_date",
+    "intermediate.int_evaluations_resolved",
+    "intermediate.int_renewal_opportunities_resolved",
+    "marts.dim_apps",
+    "marts.fct_churn",
+    "marts.fct_churn_events",
+    "marts.fct_conversion",
+    "marts.fct_customer_kpis",
+    "marts.fct_feedback",
+    "marts.fct_mrr",
+    "marts.fct_renewal",
+    "marts.fct_renewal_book",
+    "marts.fct_retention_cohorts",
+    "marts.fct_transactions",
+    "marts.rpt_metric_reconciliation",
+)
+# DuckDB's widest decimal; a wider or unconstrained Postgres numeric becomes a double.
+_DUCKDB_MAX_PRECISION = 38
 
 
 def warehouse_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -62,31 +85,37 @@ def open_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
         raise unavailable(warehouse) from None
 
 
-def open_marts(warehouse: Path, vendor: str | None = None) -> duckdb.DuckDBPyConnection:
+def open_marts(
+    warehouse: Path, vendor: str | None = None, destination: Destination | None = None
+) -> duckdb.DuckDBPyConnection:
     """A read-only connection for the readers of the marts (report, dashboard, digest).
 
     With several vendors in the warehouse they see one: `vendor` (its vendor id, or its name in
     the settings) scopes every dbt model to that vendor's rows; unset, the only vendor there
-    is, and with several a sentence that names them (exit 2).
+    is, and with several a sentence that names them (exit 2). On Postgres (`destination`) the
+    connection is an in-memory DuckDB holding the chosen vendor's rows of READER_RELATIONS, so
+    the readers keep one SQL dialect.
     """
-    import duckdb
-
+    if destination is not None and not destination.is_duckdb:
+        return _fetched_from_postgres(destination, vendor)
     connection = open_read_only(warehouse)
     found = vendors_in(connection)
-    if vendor is None and len(found) <= 1:
+    chosen = _vendor_to_read(vendor, found)
+    if chosen is None or len(found) <= 1:
         return connection
     connection.close()
-    if vendor is None:
+    return _scoped(warehouse, chosen)
+
+
+def _vendor_to_read(vendor: str | None, found: list[str]) -> str | None:
+    """The vendor id whose rows the readers see; None when no --vendor was given and the
+    warehouse holds one vendor (or none); with several, --vendor is required."""
+    if vendor is None and len(found) > 1:
         raise UserError(
             f"the warehouse holds {len(found)} vendors ({', '.join(found)}): "
             "pick one with --vendor."
         )
-    chosen = _vendor_in(vendor, found)
-    return (
-        _scoped(warehouse, chosen)
-        if len(found) > 1
-        else duckdb.connect(str(warehouse), read_only=True)
-    )
+    return None if vendor is None else _vendor_in(vendor, found)
 
 
 def vendors_in(connection: duckdb.DuckDBPyConnection) -> list[str]:
@@ -142,6 +171,62 @@ def _scoped(warehouse: Path, vendor_id: str) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException:
         connection.close()
         raise unavailable(warehouse) from None
+    return connection
+
+
+def _fetched_from_postgres(
+    destination: Destination, vendor: str | None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose schemas hold the READER_RELATIONS built on Postgres, with only
+    the chosen vendor's rows (the server filters them), fetched as Arrow: every reader's query
+    runs unchanged on it. A relation not built yet is left out, as the readers expect."""
+    import duckdb
+
+    from pipelines.destinations import postgres_arrow_connect
+
+    with postgres_arrow_connect(destination) as source, source.cursor() as cursor:
+        listed = ", ".join(f"'{relation}'" for relation in READER_RELATIONS)
+        cursor.execute(
+            "select table_schema || '.' || table_name, column_name, data_type, "
+            "numeric_precision, numeric_scale from information_schema.columns "
+            f"where table_schema || '.' || table_name in ({listed}) "
+            "order by table_schema, table_name, ordinal_position"
+        )
+        columns: dict[str, list[tuple[str, str, int | None, int | None]]] = {}
+        for relation, *column in cursor.fetchall():
+            columns.setdefault(relation, []).append(tuple(column))  # type: ignore[arg-type]
+        found: list[str] = []
+        if "vendor_id" in {c[0] for c in columns.get("intermediate.int_as_of_date", [])}:
+            cursor.execute("select distinct vendor_id from intermediate.int_as_of_date order by 1")
+            found = [str(row[0]) for row in cursor.fetchall() if row[0] is not None]
+        chosen = _vendor_to_read(vendor, found)
+        connection = duckdb.connect()
+        for schema in sorted({relation.split(".")[0] for relation in READER_RELATIONS}):
+            connection.execute(f'create schema "{schema}"')
+        for relation, described in columns.items():
+            schema, table = relation.split(".")
+            picked, typed = [], []
+            for name, data_type, precision, scale in described:
+                # Postgres numerics arrive as opaque text: cast back to the same decimal.
+                if data_type == "numeric":
+                    picked.append(f'"{name}"::text as "{name}"')
+                    exact = precision is not None and precision <= _DUCKDB_MAX_PRECISION
+                    kind = f"decimal({precision}, {scale})" if exact else "double"
+                    typed.append(f'cast("{name}" as {kind}) as "{name}"')
+                else:
+                    picked.append(f'"{name}"')
+                    typed.append(f'"{name}"')
+            scoped = chosen is not None and any(c[0] == "vendor_id" for c in described)
+            cursor.execute(
+                f'select {", ".join(picked)} from "{schema}"."{table}"'
+                + (" where vendor_id = $1" if scoped else ""),
+                (chosen,) if scoped else None,
+            )
+            connection.register("fetched", cursor.fetch_arrow_table())
+            connection.execute(
+                f'create table "{schema}"."{table}" as select {", ".join(typed)} from fetched'
+            )
+            connection.unregister("fetched")
     return connection
 
 
