@@ -633,7 +633,7 @@ def write_dashboard(
     """Render the dashboard of `warehouse` (of one vendor: see open_marts) into `output`,
     written whole then renamed."""
     output = (output or default_output(warehouse, vendor)).expanduser().resolve()
-    with open_marts(warehouse, vendor, destination) as connection:
+    with open_marts(warehouse, vendor, destination, reader="dashboard") as connection:
         if "marts.fct_mrr" not in relations(connection):
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
         page, panels = render(connection, title=f"Marketplace dashboard: {warehouse.name}")

@@ -163,7 +163,7 @@ def collect(
 ) -> Digest:
     """Compare the warehouse (one vendor's part: see open_marts) with what the last digest saw
     (its state file)."""
-    with open_marts(warehouse, vendor, destination) as connection:
+    with open_marts(warehouse, vendor, destination, reader="digest") as connection:
         relations = _relations(connection)
         needed = {
             "intermediate.int_as_of_date",

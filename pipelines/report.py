@@ -193,7 +193,7 @@ def metric_blocks(
 ) -> tuple[list[Block], date | None]:
     """The last `months` months of each metric, newest first, for one app or all of them (of
     one vendor: see open_marts)."""
-    with open_marts(warehouse, vendor, destination) as connection:
+    with open_marts(warehouse, vendor, destination, reader="report") as connection:
         known = relations(connection)
         if "marts.fct_mrr" not in known:
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
