@@ -116,7 +116,11 @@ def simulate(
 
 WarehouseOption = Annotated[
     str | None,
-    typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
+    typer.Option(
+        "--warehouse",
+        help="DuckDB file (default: $MPAC_WAREHOUSE or data/); on Postgres, the local files "
+        "(dlt's state, the dashboard) go beside it.",
+    ),
 ]
 VendorOption = Annotated[
     str | None,
@@ -147,8 +151,8 @@ DestinationOption = Annotated[
     typer.Option(
         "--destination",
         help="duckdb (default) or postgres; default dlt's destination_type setting "
-        "([pipelines.marketplace] in .dlt/config.toml, or $DESTINATION_TYPE). Postgres "
-        "credentials: [destination.postgres] in .dlt/secrets.toml or "
+        "(\\[pipelines.marketplace] in .dlt/config.toml, or $DESTINATION_TYPE). Postgres "
+        "credentials: \\[destination.postgres] in .dlt/secrets.toml or "
         "$DESTINATION__POSTGRES__CREDENTIALS.",
     ),
 ]
@@ -431,7 +435,8 @@ def report(
     vendor: ReadVendorOption = None,
     destination: DestinationOption = None,
 ) -> None:
-    """The last months of churn, renewal, conversion and MRR per app, from the marts."""
+    """The last months of churn, renewal, conversion and MRR per app, from the marts (DuckDB or
+    Postgres)."""
     from pipelines.report import print_report
 
     path, chosen = _read_from(warehouse, destination)
