@@ -6,13 +6,16 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from pipelines.errors import Interrupted, UserError, in_chain, not_writable, not_writable_path
+
+if TYPE_CHECKING:
+    from pipelines.destinations import Destination
 
 app = typer.Typer(
     name="mpac",
@@ -113,7 +116,11 @@ def simulate(
 
 WarehouseOption = Annotated[
     str | None,
-    typer.Option("--warehouse", help="DuckDB file (default: $MPAC_WAREHOUSE or data/)."),
+    typer.Option(
+        "--warehouse",
+        help="DuckDB file (default: $MPAC_WAREHOUSE or data/); on Postgres, the local files "
+        "(dlt's state, the dashboard) go beside it.",
+    ),
 ]
 VendorOption = Annotated[
     str | None,
@@ -144,8 +151,8 @@ DestinationOption = Annotated[
     typer.Option(
         "--destination",
         help="duckdb (default) or postgres; default dlt's destination_type setting "
-        "([pipelines.marketplace] in .dlt/config.toml, or $DESTINATION_TYPE). Postgres "
-        "credentials: [destination.postgres] in .dlt/secrets.toml or "
+        "(\\[pipelines.marketplace] in .dlt/config.toml, or $DESTINATION_TYPE). Postgres "
+        "credentials: \\[destination.postgres] in .dlt/secrets.toml or "
         "$DESTINATION__POSTGRES__CREDENTIALS.",
     ),
 ]
@@ -394,7 +401,7 @@ def transform(
 
 
 def _duckdb_only(command: str) -> None:
-    """Report, dashboard, digest and docs read a DuckDB file: on Postgres, say so plainly."""
+    """Docs read a DuckDB file (dbt's catalogue of it): on Postgres, say so plainly."""
     from pipelines.destinations import destination_name
 
     if destination_name() != "duckdb":
@@ -402,6 +409,16 @@ def _duckdb_only(command: str) -> None:
             f"mpac {command} reads a DuckDB warehouse; on Postgres query the marts schema "
             "directly (or set DESTINATION_TYPE=duckdb for a DuckDB one)."
         )
+
+
+def _read_from(warehouse: str | None, destination: str | None) -> tuple[Path, Destination]:
+    """What a reader of the marts opens: the DuckDB file, or on Postgres the server (and the
+    local name beside data/ that its dashboard and digest memory take)."""
+    from pipelines.destinations import resolve
+    from pipelines.warehouse import warehouse_path
+
+    chosen = resolve(destination)
+    return chosen.local_path(warehouse_path(warehouse)), chosen
 
 
 @app.command()
@@ -416,18 +433,20 @@ def report(
         help="table (marks incomplete months with *), csv or json (with is_complete).",
     ),
     vendor: ReadVendorOption = None,
+    destination: DestinationOption = None,
 ) -> None:
-    """The last months of churn, renewal, conversion and MRR per app, from the marts."""
-    _duckdb_only("report")
+    """The last months of churn, renewal, conversion and MRR per app, from the marts (DuckDB or
+    Postgres)."""
     from pipelines.report import print_report
-    from pipelines.warehouse import warehouse_path
 
+    path, chosen = _read_from(warehouse, destination)
     print_report(
-        warehouse_path(warehouse),
+        path,
         months,
         app=app_key,
         output_format=output_format,
         vendor=vendor,
+        destination=chosen,
     )
 
 
@@ -439,15 +458,13 @@ def dashboard(
         None, "--output", "-o", help="HTML file to write (default: beside the warehouse)."
     ),
     vendor: ReadVendorOption = None,
+    destination: DestinationOption = None,
 ) -> None:
     """Write the dashboard: one offline HTML file of charts (opens with no server)."""
-    _duckdb_only("dashboard")
     from pipelines.dashboard import write_dashboard
-    from pipelines.warehouse import warehouse_path
 
-    path, panels = write_dashboard(
-        warehouse_path(warehouse), Path(output) if output else None, vendor
-    )
+    source, chosen = _read_from(warehouse, destination)
+    path, panels = write_dashboard(source, Path(output) if output else None, vendor, chosen)
     skipped = [panel for panel in panels if panel.skipped]
     note = f" ({len(skipped)} charts wait for marts not built yet)" if skipped else ""
     print(f"dashboard: {path}{note}")
@@ -462,15 +479,15 @@ def digest(
         False, "--peek", help="Show the digest without marking its events as reported."
     ),
     vendor: ReadVendorOption = None,
+    destination: DestinationOption = None,
 ) -> None:
     """What is new since the last digest, as Markdown (and to a chat webhook)."""
-    _duckdb_only("digest")
     from pipelines.digest import run_digest
     from pipelines.notify import notify_url
-    from pipelines.warehouse import warehouse_path
 
+    path, chosen = _read_from(warehouse, destination)
     text = run_digest(
-        warehouse_path(warehouse), notify=notify_url(notify), remember_it=not peek, vendor=vendor
+        path, notify=notify_url(notify), remember_it=not peek, vendor=vendor, destination=chosen
     )
     sys.stdout.write(text)
 

@@ -11,13 +11,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
 from pipelines.warehouse import open_marts
+
+if TYPE_CHECKING:
+    from pipelines.destinations import Destination
 
 Row = dict[str, Any]
 Figure = dict[str, Any]
@@ -622,12 +625,15 @@ def default_output(warehouse: Path, vendor: str | None = None) -> Path:
 
 
 def write_dashboard(
-    warehouse: Path, output: Path | None = None, vendor: str | None = None
+    warehouse: Path,
+    output: Path | None = None,
+    vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> tuple[Path, list[Panel]]:
     """Render the dashboard of `warehouse` (of one vendor: see open_marts) into `output`,
     written whole then renamed."""
     output = (output or default_output(warehouse, vendor)).expanduser().resolve()
-    with open_marts(warehouse, vendor) as connection:
+    with open_marts(warehouse, vendor, destination, reader="dashboard") as connection:
         if "marts.fct_mrr" not in relations(connection):
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
         page, panels = render(connection, title=f"Marketplace dashboard: {warehouse.name}")

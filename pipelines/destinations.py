@@ -230,6 +230,27 @@ def postgres_connect(destination: Destination, read_only: bool = False) -> Any:
     return connection
 
 
+def postgres_arrow_connect(destination: Destination) -> Any:
+    """A read-only ADBC connection (results as Arrow tables, as the readers fetch the marts), or
+    one sentence when the server is unreachable or says no (as postgres_connect)."""
+    import copy
+
+    import adbc_driver_postgresql.dbapi as adbc
+
+    credentials = copy.copy(destination.credentials)
+    query = dict(credentials.query or {})
+    query.setdefault("connect_timeout", str(credentials.connect_timeout))
+    query["options"] = f"{query.get('options', '')} -cdefault_transaction_read_only=on".strip()
+    credentials.query = query
+    try:
+        return adbc.connect(credentials.to_native_representation())
+    except adbc.Error as error:
+        explained = explain_postgres_error(error, destination)
+        if explained is None:
+            raise
+        raise explained from None
+
+
 class QmarkConnection:
     """A psycopg2 connection that takes DuckDB's `?` placeholders, so one query text serves
     both destinations (`connection.execute(sql, params).fetchall()`)."""

@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from pipelines.errors import UserError
 from pipelines.warehouse import open_marts
+
+if TYPE_CHECKING:
+    from pipelines.destinations import Destination
 
 # The first digest of a warehouse reports the events of this many days before as_of.
 FIRST_DIGEST_DAYS = 7
@@ -155,10 +158,12 @@ def _read_state(path: Path) -> Mapping[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def collect(warehouse: Path, vendor: str | None = None) -> Digest:
+def collect(
+    warehouse: Path, vendor: str | None = None, destination: Destination | None = None
+) -> Digest:
     """Compare the warehouse (one vendor's part: see open_marts) with what the last digest saw
     (its state file)."""
-    with open_marts(warehouse, vendor) as connection:
+    with open_marts(warehouse, vendor, destination, reader="digest") as connection:
         relations = _relations(connection)
         needed = {
             "intermediate.int_as_of_date",
@@ -222,6 +227,8 @@ def collect(warehouse: Path, vendor: str | None = None) -> Digest:
 def remember(warehouse: Path, digest: Digest, vendor: str | None = None) -> None:
     """Save what this digest saw, so the next one reports only what is new (write, rename)."""
     path = state_path(warehouse, vendor)
+    # On Postgres this machine may hold no local folder of the warehouse yet.
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.partial")
     partial.write_text(
         json.dumps({"as_of": digest.as_of.isoformat(), "mrr": digest.mrr, "seen": digest.seen})
@@ -234,11 +241,12 @@ def run_digest(
     notify: str | None = None,
     remember_it: bool = True,
     vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> str:
     """The digest as Markdown; posted to `notify` when given; remembered unless told not to."""
     from pipelines.notify import post
 
-    digest = collect(warehouse, vendor)
+    digest = collect(warehouse, vendor, destination)
     text = digest.markdown(warehouse.stem)
     if notify:
         post(notify, text)

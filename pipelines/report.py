@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +18,9 @@ from rich.table import Table
 from pipelines.completeness import as_of_date, complete_expression, incomplete_months, relations
 from pipelines.errors import UserError
 from pipelines.warehouse import open_marts
+
+if TYPE_CHECKING:
+    from pipelines.destinations import Destination
 
 
 @dataclass(frozen=True)
@@ -182,11 +185,15 @@ def _cell(value: Any, template: str) -> str:
 
 
 def metric_blocks(
-    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+    warehouse: Path,
+    months: int = 3,
+    app: str | None = None,
+    vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> tuple[list[Block], date | None]:
     """The last `months` months of each metric, newest first, for one app or all of them (of
     one vendor: see open_marts)."""
-    with open_marts(warehouse, vendor) as connection:
+    with open_marts(warehouse, vendor, destination, reader="report") as connection:
         known = relations(connection)
         if "marts.fct_mrr" not in known:
             raise UserError("the marts are not built yet: run `mpac transform` (or `mpac run`).")
@@ -228,10 +235,14 @@ def metric_blocks(
 
 
 def metric_tables(
-    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+    warehouse: Path,
+    months: int = 3,
+    app: str | None = None,
+    vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> list[Table]:
     """One rich table per metric; incomplete months carry a mark explained under the table."""
-    blocks, as_of = metric_blocks(warehouse, months, app, vendor)
+    blocks, as_of = metric_blocks(warehouse, months, app, vendor, destination)
     tables = []
     for block in blocks:
         note = (
@@ -267,10 +278,14 @@ def _plain(value: Any) -> Any:
 
 
 def report_json(
-    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+    warehouse: Path,
+    months: int = 3,
+    app: str | None = None,
+    vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> str:
     """{"as_of": ..., "metrics": {"churn": [{month, addon_key, ..., is_complete}, ...]}}."""
-    blocks, as_of = metric_blocks(warehouse, months, app, vendor)
+    blocks, as_of = metric_blocks(warehouse, months, app, vendor, destination)
     return json.dumps(
         {
             "as_of": as_of.isoformat() if as_of else None,
@@ -290,11 +305,15 @@ def report_json(
 
 
 def report_csv(
-    warehouse: Path, months: int = 3, app: str | None = None, vendor: str | None = None
+    warehouse: Path,
+    months: int = 3,
+    app: str | None = None,
+    vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> str:
     """One CSV, one row per metric row: metric, month, addon_key, is_complete, then every
     metric's columns (empty where a column is not that metric's)."""
-    blocks, _ = metric_blocks(warehouse, months, app, vendor)
+    blocks, _ = metric_blocks(warehouse, months, app, vendor, destination)
     names: list[str] = []
     for block in blocks:
         names += [name for name, _ in block.columns if name not in names]
@@ -322,6 +341,7 @@ def print_report(
     app: str | None = None,
     output_format: str = "table",
     vendor: str | None = None,
+    destination: Destination | None = None,
 ) -> None:
     if output_format not in REPORT_FORMATS:
         raise UserError(
@@ -329,7 +349,7 @@ def print_report(
         )
     if output_format != "table":
         text = (report_csv if output_format == "csv" else report_json)(
-            warehouse, months, app, vendor
+            warehouse, months, app, vendor, destination
         )
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
@@ -338,5 +358,5 @@ def print_report(
         if not console.is_terminal:
             # Piped or in CI: rich would assume 80 columns and cut every app key short.
             console = Console(width=150)
-    for table in metric_tables(warehouse, months, app, vendor):
+    for table in metric_tables(warehouse, months, app, vendor, destination):
         console.print(table)

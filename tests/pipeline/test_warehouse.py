@@ -1,13 +1,15 @@
 """Where the warehouse is and how it is opened: the memory cap for loads, one sentence when it
 cannot be read."""
 
+import re
+
 import duckdb
 import pytest
 
 from pipelines.destinations import resolve
 from pipelines.errors import UserError
 from pipelines.runner import _pipeline
-from pipelines.warehouse import open_read_only
+from pipelines.warehouse import READER_RELATIONS, open_read_only
 from tests.helpers import ROOT, dlt_settings_from, write_lock_held
 
 
@@ -36,3 +38,14 @@ def test_a_missing_and_a_locked_warehouse_get_the_same_one_sentence(tmp_path):
     assert str(missing.value).endswith(".")
     with open_read_only(warehouse) as connection:
         assert connection.execute("select 1").fetchone() == (1,)
+
+
+def test_each_reader_reads_only_the_relations_open_marts_fetches_for_it_on_postgres():
+    # A relation a reader names but READER_RELATIONS does not list would be missing on Postgres.
+    def named(module: str) -> set[str]:
+        source = (ROOT / "pipelines" / f"{module}.py").read_text()
+        return set(re.findall(r"\b(?:raw_marketplace|staging|intermediate|marts)\.[a-z_]+", source))
+
+    for reader, listed in READER_RELATIONS.items():
+        # The report and the dashboard find as_of and incomplete months with completeness.py.
+        assert named(reader) | named("completeness") == set(listed), reader
