@@ -51,6 +51,10 @@ READER_RELATIONS: dict[str, tuple[str, ...]] = {
         "marts.fct_transactions",
     ),
 }
+# Rows a reader's SQL keeps of a relation, kept by the server already: the digest reads only the
+# refunds of fct_transactions (`where is_refund` in digest._EVENTS), and fetching every line
+# would hold a large vendor's transactions in memory (~1.7 GB at 1M licenses).
+_FETCHED_ONLY = {("digest", "marts.fct_transactions"): "is_refund"}
 # DuckDB's widest decimal; a wider or unconstrained Postgres numeric becomes a double.
 _DUCKDB_MAX_PRECISION = 38
 
@@ -105,7 +109,7 @@ def open_marts(
     """
     if destination is not None and not destination.is_duckdb:
         wanted = READER_RELATIONS[reader] if reader else sum(READER_RELATIONS.values(), ())
-        return _fetched_from_postgres(destination, vendor, set(wanted))
+        return _fetched_from_postgres(destination, vendor, set(wanted), reader)
     connection = open_read_only(warehouse)
     found = vendors_in(connection)
     chosen = _vendor_to_read(vendor, found)
@@ -183,11 +187,12 @@ def _scoped(warehouse: Path, vendor_id: str) -> duckdb.DuckDBPyConnection:
 
 
 def _fetched_from_postgres(
-    destination: Destination, vendor: str | None, wanted: set[str]
+    destination: Destination, vendor: str | None, wanted: set[str], reader: str | None
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB whose schemas hold the `wanted` relations built on Postgres, with only
     the chosen vendor's rows (the server filters them), fetched as Arrow: every reader's query
     runs unchanged on it. A relation not built yet is left out, as the readers expect."""
+    import adbc_driver_postgresql.dbapi as adbc
     import duckdb
 
     from pipelines.destinations import postgres_arrow_connect
@@ -203,7 +208,18 @@ def _fetched_from_postgres(
         for schema in sorted({relation.split(".")[0] for relation in wanted}):
             connection.execute(f'create schema "{schema}"')
         for relation, described in columns.items():
-            _fetch_relation(cursor, connection, relation, described, chosen)
+            only = _FETCHED_ONLY.get((reader, relation)) if reader else None
+            try:
+                _fetch_relation(cursor, connection, relation, described, chosen, only)
+            except adbc.Error as error:
+                # The connection held, so the role or the relation is at fault (its rights
+                # revoked, a table dropped meanwhile): say which, in one sentence.
+                connection.close()
+                kind = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                raise UserError(
+                    f"Postgres would not return {relation} ({kind}): check that the configured "
+                    "role may read the marts and that `mpac transform` finished, then try again."
+                ) from None
     return connection
 
 
@@ -231,10 +247,12 @@ def _fetch_relation(
     relation: str,
     described: list[_Column],
     vendor_id: str | None,
+    only: str | None = None,
 ) -> None:
-    """Fetch `relation` (the rows of `vendor_id` when it has that column) as one Arrow table and
-    show it under its own name with its column types: a view over the Arrow table, not a copy
-    (a copy into a DuckDB table peaked 140 MB higher for the digest of a medium vendor)."""
+    """Fetch `relation` (the rows of `vendor_id` when it has that column, and those `only`
+    keeps) as one Arrow table and show it under its own name with its column types: a view
+    over the Arrow table, not a copy (a copy into a DuckDB table peaked 140 MB higher for the
+    digest of a medium vendor)."""
     schema, table = relation.split(".")
     picked, typed = [], []
     for name, data_type, precision, scale in described:
@@ -249,9 +267,10 @@ def _fetch_relation(
             picked.append(f'"{name}"')
             typed.append(f'"{name}"')
     scoped = vendor_id is not None and any(c[0] == "vendor_id" for c in described)
+    conditions = [*(["vendor_id = $1"] if scoped else []), *([f"({only})"] if only else [])]
     cursor.execute(
         f'select {", ".join(picked)} from "{schema}"."{table}"'
-        + (" where vendor_id = $1" if scoped else ""),
+        + (f" where {' and '.join(conditions)}" if conditions else ""),
         (vendor_id,) if scoped else None,
     )
     fetched = f"_fetched_{schema}_{table}"

@@ -351,3 +351,13 @@ def test_readers_on_postgres_see_one_vendor_by_the_rules_of_duckdb(
         assert connection.execute(
             "select vendor_id from intermediate.int_as_of_date"
         ).fetchall() == [("22",)]
+
+    # A table the configured role may no longer read (its owner revoked its own rights): one
+    # sentence naming it, not the driver's traceback.
+    with psycopg2.connect(postgres_url) as setup, setup.cursor() as cursor:
+        cursor.execute("revoke all on marts.fct_mrr from current_user")
+    setup.close()
+    refused = cli(["report", "--vendor", "22", "--warehouse", warehouse], env)
+    assert refused.exit_code == 2, refused.output
+    assert "Postgres would not return marts.fct_mrr (" in refused.output
+    assert "Traceback" not in refused.output

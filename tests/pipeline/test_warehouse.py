@@ -9,7 +9,7 @@ import pytest
 from pipelines.destinations import resolve
 from pipelines.errors import UserError
 from pipelines.runner import _pipeline
-from pipelines.warehouse import READER_RELATIONS, open_read_only
+from pipelines.warehouse import _FETCHED_ONLY, READER_RELATIONS, open_read_only
 from tests.helpers import ROOT, dlt_settings_from, write_lock_held
 
 
@@ -49,3 +49,15 @@ def test_each_reader_reads_only_the_relations_open_marts_fetches_for_it_on_postg
     for reader, listed in READER_RELATIONS.items():
         # The report and the dashboard find as_of and incomplete months with completeness.py.
         assert named(reader) | named("completeness") == set(listed), reader
+
+
+def test_a_relation_fetched_in_part_is_read_only_in_that_part():
+    # The server keeps only the rows the reader's SQL keeps: every place the reader reads the
+    # relation must filter it the same way, or the reader would lose rows on Postgres.
+    for (reader, relation), only in _FETCHED_ONLY.items():
+        source = (ROOT / "pipelines" / f"{reader}.py").read_text()
+        reads = re.findall(
+            rf"\b(?:from|join)\s+{re.escape(relation)}\b(?: as \w+)?(?: where ([^\n]*))?", source
+        )
+        assert reads, (reader, relation)
+        assert all(condition.strip() == only for condition in reads), (reader, relation, reads)
