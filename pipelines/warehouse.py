@@ -29,7 +29,7 @@ RAW_DATASET = "raw_marketplace"
 DBT_SCHEMAS = ("staging", "intermediate", "marts")
 PIPELINE_NAME = "marketplace"
 # What each reader of the marts reads, completeness.py's as_of rule included: on Postgres, all
-# that open_marts fetches for it (the digest alone needs fct_transactions, 70% of a vendor's
+# that open_marts fetches for it (only the digest reads fct_transactions, 70% of a vendor's
 # bytes). tests/pipeline/test_warehouse.py fails if a reader's SQL names one not listed for it.
 _AS_OF = ("intermediate.int_as_of_date", "marts.fct_mrr")
 _MONTHLY_MARTS = (

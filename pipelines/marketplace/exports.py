@@ -116,14 +116,9 @@ class ExportRunner:
             yield record
         self._downloaded(key, handle, what, f"{count} records", start_bytes, records=count)
 
-    def download(self, path: str, params: Mapping[str, Any], what: str, target: Path) -> Path:
-        """The export's body, as sent (one JSON array), written to `target`: the bulk path
-        parses it from there, so a download of any size costs no memory."""
-        self.body(path, params, what, target)
-        return target
-
     def body(self, path: str, params: Mapping[str, Any], what: str, target: Path) -> str:
-        """`download`, returning the digest of the body's bytes (client.body_digest)."""
+        """The export's body, as sent, written to `target` (a download of any size costs no
+        memory), and the digest of its bytes (client.body_digest)."""
         key = export_key(path, params)
         handle = self.completed(path, params, what)
         start_bytes = self.client.bytes_downloaded

@@ -227,7 +227,7 @@ class Bodies:
     """
 
     def __init__(self, run: Extraction, reads: list[Read], folder: Path) -> None:
-        self.client = client = run.client
+        self.client = run.client
         self.reads = reads
         # Per read, in order: its body's file and digest (None: paged instead).
         self._files: list[Path | None] = []
@@ -237,19 +237,9 @@ class Bodies:
         self._failures: dict[int, UserError] = {}
         for number, read in enumerate(reads):
             target = folder / f"{number}.json"
-            if read.exported:
-                # No other way to read these: a failure is the run's, as when streamed.
-                self._digests.append(run.exporter.body(read.path, read.query, read.what, target))
-                self._files.append(target)
-                self._bytes += target.stat().st_size
-                continue
-            try:
-                digest = client.download_sync_export(
-                    read.path, read.export_query, target, read.what
-                )
-            except UserError as error:
-                target.unlink(missing_ok=True)
-                self._failures[number] = error
+            digest = download_body(run, read, target)
+            if isinstance(digest, UserError):
+                self._failures[number] = digest
                 self._files.append(None)
                 self._digests.append(None)
                 continue
@@ -343,6 +333,19 @@ def paged_instead(client: MarketplaceClient, read: Read, error: UserError) -> It
     data (the one fallback, whether the export was streamed or downloaded first)."""
     log.warning("%s: export failed (%s); reading the pages instead", read.what, error)
     yield from client.paginate(read.path, read.items_key, read.query, what=read.what)
+
+
+def download_body(run: Extraction, read: Read, target: Path) -> str | UserError:
+    """The read's body written whole to `target`, and the digest of its bytes; for a sync export
+    that kept failing, why (the read is then paged: `paged_instead`). An async export has no
+    other way to be read: its failure is the run's, as when streamed."""
+    if read.exported:
+        return run.exporter.body(read.path, read.query, read.what, target)
+    try:
+        return run.client.download_sync_export(read.path, read.export_query, target, read.what)
+    except UserError as error:
+        target.unlink(missing_ok=True)
+        return error
 
 
 def streamed(run: Extraction) -> Source:
@@ -497,36 +500,25 @@ def _files(run: Extraction, reads: list[Read]) -> Iterator[Iterable[Record]]:
     with tempfile.TemporaryDirectory(prefix="mpac-export-") as scratch:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpac-download")
 
-        def fetch(number: int) -> Future[Path | UserError]:
+        def fetch(number: int) -> Future[str | UserError]:
             target = Path(scratch) / f"{number}.json"
-            return pool.submit(_download, run, reads[number], target)
+            return pool.submit(download_body, run, reads[number], target)
 
         try:
             pending = fetch(0) if reads else None
             for number, read in enumerate(reads):
                 assert pending is not None
-                body = pending.result()
+                digest = pending.result()
                 pending = fetch(number + 1) if number + 1 < len(reads) else None
-                if isinstance(body, UserError):
-                    yield paged_instead(run.client, read, body)
+                if isinstance(digest, UserError):
+                    yield paged_instead(run.client, read, digest)
                     continue
+                body = Path(scratch) / f"{number}.json"
                 yield _body_records(body)
                 body.unlink()
         finally:
             # A run that stops early does not wait for a download nobody will read.
             pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _download(run: Extraction, read: Read, target: Path) -> Path | UserError:
-    """The read's body in `target`, or why its sync export kept failing (it is then paged)."""
-    if read.exported:
-        return run.exporter.download(read.path, read.query, read.what, target)
-    try:
-        run.client.download_sync_export(read.path, read.export_query, target, read.what)
-    except UserError as error:
-        target.unlink(missing_ok=True)
-        return error
-    return target
 
 
 def _body_records(body: Path) -> Iterator[Record]:
